@@ -1,0 +1,51 @@
+"""The encoder protocol: what the detector needs from a joint embedding model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A model that maps texts and images into one L2-normalised space.
+
+    Every backend (sentence-transformers, open_clip, a user's own object)
+    satisfies this protocol. Outputs are float32 arrays of shape ``(n, dim)``
+    whose rows have unit L2 norm.
+
+    Attributes
+    ----------
+    identity : str
+        A stable string naming the model and its revision, e.g.
+        ``"sentence_transformers:openai/clip-vit-base-patch16@<revision>"``.
+        Used as the key of the text-embedding cache and stored in fitted
+        detectors, so that a detector is never applied in another space.
+    dim : int
+        Width of the embeddings.
+    """
+
+    identity: str
+    dim: int
+
+    def encode_text(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 256,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed texts; returns float32 ``(len(texts), dim)`` unit rows."""
+        ...
+
+    def encode_image(
+        self,
+        images: Sequence[Any],
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed decoded images (PIL images); returns float32 unit rows."""
+        ...

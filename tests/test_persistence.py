@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import joblib
+import numpy as np
+import pytest
+from _synthetic import make_task_world, unit
+from safetensors.numpy import load_file, save_file
+
+from skhftt import HFTTDetector
+from skhftt.encoders.hashing import HashingEncoder
+from skhftt.persistence import load_detector
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = make_task_world(seed=4)
+    det = HFTTDetector(encoder="precomputed", random_state=0, threshold=0.3)
+    return det.fit(data["world"], data["prompts"]), data
+
+
+def _imagenet_scale_detector(rng):
+    """C = 1000, K = 10, d = 768: the size the docs promise stays small."""
+    task = unit(rng.normal(size=(1000, 768)))
+    world = unit(rng.normal(size=(512, 768)))
+    return HFTTDetector(encoder="precomputed", random_state=0).fit(world, task)
+
+
+def test_joblib_file_is_small_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    det = _imagenet_scale_detector(rng)
+    path = tmp_path / "det.joblib"
+    joblib.dump(det, path)
+    size_mb = path.stat().st_size / 2**20
+    assert size_mb < 4, f"{size_mb:.2f} MB"  # 1010 x 768 float32 = 3.0 MB of columns
+    loaded = joblib.load(path)
+    X = unit(rng.normal(size=(20, 768)))
+    np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+
+
+def test_pickle_round_trip_with_encoder_object():
+    encoder = HashingEncoder(dim=16)
+    det = HFTTDetector(encoder=encoder, random_state=0).fit(
+        [f"a photo of a {w}" for w in "dog car tree road bus lamp".split()], ["a ripe apple"]
+    )
+    loaded = pickle.loads(pickle.dumps(det))
+    texts = ["a ripe apple", "a dog"]
+    np.testing.assert_array_equal(loaded.score_samples(texts), det.score_samples(texts))
+
+
+def test_fresh_cpu_only_process_scores_without_any_model(tmp_path, fitted):
+    det, data = fitted
+    joblib.dump(det, tmp_path / "det.joblib")
+    np.save(tmp_path / "X.npy", data["in_test"])
+    np.save(tmp_path / "expected.npy", det.decision_function(data["in_test"]))
+    script = textwrap.dedent(
+        """
+        import sys, joblib, numpy as np
+        det = joblib.load(sys.argv[1] + "/det.joblib")
+        scores = det.decision_function(np.load(sys.argv[1] + "/X.npy"))
+        np.testing.assert_array_equal(scores, np.load(sys.argv[1] + "/expected.npy"))
+        heavy = [m for m in ("transformers", "sentence_transformers", "open_clip")
+                 if m in sys.modules]
+        assert not heavy, heavy
+        print("ok", det.head_.trainable_columns.shape)
+        """
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok")
+
+
+def test_save_load_round_trip(tmp_path, fitted):
+    det, data = fitted
+    path = tmp_path / "det.safetensors"
+    det.save(path)
+    loaded = HFTTDetector.load(path)
+    assert loaded.get_params() == det.get_params()
+    for name in ("task_names_", "embedding_dim_", "encoder_identity_", "offset_", "n_iter_",
+                 "loss_curve_", "n_features_in_"):
+        assert getattr(loaded, name) == getattr(det, name), name
+    np.testing.assert_array_equal(loaded.trainable_columns_, det.trainable_columns_)
+    np.testing.assert_array_equal(loaded.predict_proba(data["out_test"]),
+                                  det.predict_proba(data["out_test"]))
+    assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_saved_file_holds_no_pickle(tmp_path, fitted):
+    det, _ = fitted
+    path = tmp_path / "det.safetensors"
+    det.save(path)
+    assert b"\x80\x04\x95" not in path.read_bytes()[:200]  # no pickle protocol header
+    assert set(load_file(path)) == {"task_columns", "trainable_columns"}
+
+
+def test_encoder_object_must_be_given_again_at_load(tmp_path):
+    encoder = HashingEncoder(dim=16)
+    det = HFTTDetector(encoder=encoder, random_state=0).fit(["a dog", "a car", "a tree"],
+                                                           ["an apple"])
+    det.save(tmp_path / "d.safetensors")
+    with pytest.raises(ValueError, match=r"fitted with an encoder object .*hashing:16"):
+        load_detector(tmp_path / "d.safetensors")
+    loaded = load_detector(tmp_path / "d.safetensors", encoder=encoder)
+    np.testing.assert_array_equal(loaded.score_samples(["an apple"]),
+                                  det.score_samples(["an apple"]))
+
+
+def test_mismatched_encoder_at_load_is_refused(tmp_path):
+    det = HFTTDetector(encoder=HashingEncoder(dim=16), random_state=0).fit(
+        ["a dog", "a car", "a tree"], ["an apple"]
+    )
+    det.save(tmp_path / "d.safetensors")
+    other_space = load_detector(tmp_path / "d.safetensors", encoder=HashingEncoder(dim=32))
+    with pytest.raises(ValueError, match=r"fitted in the space of 'hashing:16'.*'hashing:32'"):
+        other_space.score_samples(["an apple"])
+
+
+def test_wrong_width_encoder_is_refused(fitted):
+    det, _ = fitted
+    det = pickle.loads(pickle.dumps(det)).set_params(encoder=HashingEncoder(dim=8))
+    with pytest.raises(ValueError, match="embeds into width 8, but the detector works in width 32"):
+        det.score_samples(["a dog"])
+
+
+def test_corrupt_or_foreign_files_are_named(tmp_path, fitted):
+    det, _ = fitted
+    path = tmp_path / "det.safetensors"
+    det.save(path)
+    arrays, meta = load_file(path), None
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as handle:
+        meta = json.loads(handle.metadata()["skhftt"])
+    meta["format_version"] = 99
+    save_file(arrays, tmp_path / "future.safetensors", metadata={"skhftt": json.dumps(meta)})
+    with pytest.raises(ValueError, match=r"format version 99.*Upgrade skhftt"):
+        load_detector(tmp_path / "future.safetensors")
+
+    arrays["trainable_columns"] = arrays["trainable_columns"][:, :5].copy()
+    meta["format_version"] = 1
+    save_file(arrays, tmp_path / "narrow.safetensors", metadata={"skhftt": json.dumps(meta)})
+    with pytest.raises(ValueError, match="do not both have width 32"):
+        load_detector(tmp_path / "narrow.safetensors")
+
+    save_file({"x": np.zeros(2, np.float32)}, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="not a saved skhftt detector"):
+        load_detector(tmp_path / "other.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a file format")
+    with pytest.raises(ValueError, match=r"junk.safetensors.*not a saved skhftt detector"):
+        load_detector(tmp_path / "junk.safetensors")
