@@ -9,48 +9,18 @@ from typing import ClassVar
 
 import numpy as np
 from scipy.special import expit
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils._available_if import available_if
-from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_random_state
 
+from skhftt._base import BaseTextDetector
 from skhftt._device import resolve_device
-from skhftt._validation import check_embeddings, check_texts, is_string_sequence
 from skhftt.encoders.base import Encoder
-from skhftt.encoders.cache import encode_texts
 from skhftt.head import HFTTHead
-from skhftt.inputs import to_embeddings
-from skhftt.task import TaskItems, parse_task, task_columns
 from skhftt.training import train_trainable_columns
 
-PRECOMPUTED = "precomputed"
 
-
-def _pu_labels(y: object) -> np.ndarray | None:
-    """``y`` as a 0/1 vector when it is meant as PU labels, else None."""
-    if is_string_sequence(y) or y is None or isinstance(y, dict):
-        return None
-    array = np.asarray(y)
-    if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "biuf":
-        return None
-    values = np.unique(array)
-    if not np.isin(values, [0, 1]).all():
-        raise ValueError(
-            "y must be PU labels with values 0 (world text) and 1 (task text); "
-            f"got values {values[:10].tolist()}."
-        )
-    return array.astype(bool)
-
-
-def _fit_predict_unavailable(detector: HFTTDetector) -> bool:
-    raise AttributeError(
-        "HFTTDetector has no fit_predict: it is fitted on texts and predicts on "
-        "images, so fit(X).predict(X) has no meaning. Use "
-        "fit(texts, in_texts).predict(images)."
-    )
-
-
-class HFTTDetector(OutlierMixin, BaseEstimator):
+class HFTTDetector(BaseTextDetector):
     """Detect images that match (or do not match) a task described in text.
 
     HFTT learns, from texts alone, ``n_embeddings`` extra columns that sit
@@ -191,22 +161,17 @@ class HFTTDetector(OutlierMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "encoder": [str, HasMethods(["encode_text", "encode_image"])],
+        **BaseTextDetector._parameter_constraints,
         "n_embeddings": [Interval(Integral, 1, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "task_weight": [Interval(Real, 0, 1, closed="neither")],
-        "templates": [None, list, tuple],
         "threshold": [Interval(Real, 0, 1, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
-        "encode_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "cache_dir": [None, str, os.PathLike],
-        "device": [str],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -277,27 +242,12 @@ class HFTTDetector(OutlierMixin, BaseEstimator):
         self : HFTTDetector
             The fitted detector.
         """
-        encoder = self._resolve_encoder()
-        labels = _pu_labels(y)
-        if labels is not None:
-            world, task = self._split_pu(X, labels)
-        elif y is None:
-            raise ValueError(
-                "HFTTDetector.fit needs the task: pass in_texts as the second "
-                "argument (texts, a mapping class -> prompts, or task embeddings), "
-                "or 0/1 PU labels y."
-            )
-        else:
-            world, task = X, parse_task(y, templates=self.templates)
-
-        task_embeddings = self._embed_task(task, encoder)
-        world_embeddings = self._embed_world(world, encoder, dim=task_embeddings.shape[1])
-        columns = task_columns(task_embeddings, task.owners, len(task.names))
-
         device = resolve_device(self.device)
+        data = self._fit_data(X, y, need_world=True)
+        columns = data.task_columns
         result = train_trainable_columns(
-            task_embeddings,
-            world_embeddings,
+            data.task_embeddings,
+            data.world_embeddings,
             columns,
             n_embeddings=self.n_embeddings,
             temperature=self.temperature,
@@ -312,133 +262,12 @@ class HFTTDetector(OutlierMixin, BaseEstimator):
             verbose=self.verbose,
         )
         self.head_ = HFTTHead(columns, result.trainable_columns, float(self.temperature))
-        self.task_names_ = list(task.names)
-        self.embedding_dim_ = int(columns.shape[1])
-        self.encoder_identity_ = None if encoder is None else str(encoder.identity)
         self.offset_ = float(np.log(self.threshold) - np.log1p(-self.threshold))
         self.n_iter_ = int(self.max_iter)
         self.loss_curve_ = result.loss_curve
         self.history_ = result.history
         self.device_ = str(device)
-        if encoder is None:
-            self.n_features_in_ = self.embedding_dim_
         return self
-
-    def _resolve_encoder(self) -> Encoder | None:
-        if not isinstance(self.encoder, str):
-            return self.encoder
-        if self.encoder == PRECOMPUTED:
-            return None
-        from skhftt.encoders import resolve_encoder
-
-        return resolve_encoder(self.encoder, device=self.device)
-
-    def _split_pu(self, X: object, labels: np.ndarray) -> tuple[object, TaskItems]:
-        if X is None:
-            raise ValueError("PU labels y need the texts X they label; got X=None.")
-        items = X if is_string_sequence(X) else np.asarray(X)
-        if len(items) != len(labels):
-            raise ValueError(
-                f"X has {len(items)} samples but the PU labels y have {len(labels)}."
-            )
-        for label, what in ((True, "task"), (False, "world")):
-            if not (labels == label).any():
-                raise ValueError(
-                    f"the PU labels y mark no {what} text (no {int(label)}s); "
-                    "both 1 (task) and 0 (world) are needed."
-                )
-        if isinstance(items, np.ndarray):
-            return items[~labels], parse_task(items[labels], templates=self.templates)
-        task = [text for text, label in zip(items, labels, strict=True) if label]
-        world = [text for text, label in zip(items, labels, strict=True) if not label]
-        return world, parse_task(task, templates=self.templates)
-
-    def _encode_fit_texts(self, texts: list[str], encoder: Encoder | None, name: str):
-        if encoder is None:
-            raise TypeError(
-                f"{name} contains texts, but encoder='precomputed' expects embeddings; "
-                "pass arrays of embeddings or choose a model as encoder."
-            )
-        embeddings = encode_texts(
-            encoder,
-            texts,
-            batch_size=self.encode_batch_size,
-            show_progress=self.verbose >= 1,
-            cache_dir=self.cache_dir,
-        )
-        return check_embeddings(embeddings, name=f"embeddings of {name}")
-
-    def _embed_task(self, task: TaskItems, encoder: Encoder | None) -> np.ndarray:
-        if task.are_texts:
-            return self._encode_fit_texts(task.prompts, encoder, "in_texts")
-        return check_embeddings(np.concatenate(task.prompts), name="in_texts")
-
-    def _embed_world(self, world: object, encoder: Encoder | None, *, dim: int) -> np.ndarray:
-        if world is None:
-            if encoder is None:
-                raise ValueError(
-                    "encoder='precomputed' has no bundled world corpus: pass the "
-                    "world corpus embeddings as X."
-                )
-            from skhftt.corpora import load_world_corpus
-
-            world = load_world_corpus()
-        if is_string_sequence(world) or (isinstance(world, Sequence) and not world):
-            texts = check_texts(world, name="the world corpus X")
-            embeddings = self._encode_fit_texts(texts, encoder, "the world corpus X")
-        else:
-            embeddings = check_embeddings(world, name="the world corpus X")
-        if embeddings.shape[1] != dim:
-            raise ValueError(
-                f"the world corpus X has embeddings of width {embeddings.shape[1]} "
-                f"but the task embeddings have width {dim}."
-            )
-        return embeddings
-
-    # -------------------------------------------------------------- scoring
-
-    def _scoring_encoder(self) -> Encoder | None:
-        encoder = self._resolve_encoder()
-        if encoder is None:
-            return None
-        identity = str(encoder.identity)
-        if self.encoder_identity_ is not None and identity != self.encoder_identity_:
-            raise ValueError(
-                f"this detector was fitted in the space of {self.encoder_identity_!r} "
-                f"but its encoder is now {identity!r}; embeddings of different models "
-                "are not comparable."
-            )
-        if int(encoder.dim) != self.embedding_dim_:
-            raise ValueError(
-                f"encoder {identity!r} embeds into width {encoder.dim}, but the "
-                f"detector works in width {self.embedding_dim_}."
-            )
-        return encoder
-
-    def embed(self, X: object) -> np.ndarray:
-        """Embed inputs into the detector's space.
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            Anything :func:`skhftt.inputs.to_embeddings` accepts: image
-            paths, PIL images, arrays, tensors, texts, or a 2-D array of
-            precomputed embeddings of width ``embedding_dim_``.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, embedding_dim_)
-            Unit float32 rows.
-        """
-        check_is_fitted(self)
-        return to_embeddings(
-            X,
-            encoder=self._scoring_encoder(),
-            dim=self.embedding_dim_,
-            batch_size=self.encode_batch_size,
-            show_progress=self.verbose >= 1,
-            cache_dir=self.cache_dir,
-        )
 
     def score_samples(self, X: object) -> np.ndarray:
         """Log-odds ``log P_in - log P_out``: higher means more like the task.
@@ -456,34 +285,6 @@ class HFTTDetector(OutlierMixin, BaseEstimator):
         """
         embeddings = self.embed(X)
         return self.head_.log_odds(embeddings)
-
-    def decision_function(self, X: object) -> np.ndarray:
-        """``score_samples(X) - offset_``: positive for the task (+1).
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            See :meth:`embed`.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: object) -> np.ndarray:
-        """+1 for inputs that match the task, -1 for the others.
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            See :meth:`embed`.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,), int
-        """
-        return np.where(self.decision_function(X) > 0, 1, -1)
 
     def predict_proba(self, X: object) -> np.ndarray:
         """``[P_out, P_in]`` per input; rows sum to one.
@@ -512,18 +313,6 @@ class HFTTDetector(OutlierMixin, BaseEstimator):
     def trainable_columns_(self) -> np.ndarray:
         """Trained columns V, ``(n_embeddings, dim)``."""
         return self.head_.trainable_columns
-
-    @available_if(_fit_predict_unavailable)
-    def fit_predict(self, X: object, y: object = None) -> np.ndarray:
-        """Not available: HFTT is fitted on texts and applied to images."""
-        return self.fit(X, y).predict(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        precomputed = isinstance(self.encoder, str) and self.encoder == PRECOMPUTED
-        tags.input_tags.two_d_array = precomputed
-        tags.input_tags.string = not precomputed
-        return tags
 
     # ---------------------------------------------------------- persistence
 
