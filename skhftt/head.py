@@ -13,7 +13,8 @@ import numpy as np
 _DEFAULT_BLOCK_ROWS = 8192
 
 
-def _logsumexp_rows(logits: np.ndarray) -> np.ndarray:
+def logsumexp_rows(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable ``log(sum(exp(logits), axis=1))``."""
     peak = logits.max(axis=1)
     shifted = np.exp(logits - peak[:, None])
     return np.log(shifted.sum(axis=1)) + peak
@@ -75,7 +76,7 @@ class HFTTHead:
         for start in range(0, embeddings.shape[0], block_rows):
             block = embeddings[start : start + block_rows].astype(np.float32, copy=False)
             logits = block @ scaled_t
-            scores[start : start + block.shape[0]] = _logsumexp_rows(
+            scores[start : start + block.shape[0]] = logsumexp_rows(
                 logits[:, :n_task]
-            ) - _logsumexp_rows(logits[:, n_task:])
+            ) - logsumexp_rows(logits[:, n_task:])
         return scores

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pytest
+from _synthetic import make_task_world
+
+from skhftt import HFTTDetector
+from skhftt.composite import Concept, MultiConceptDetector
+from skhftt.encoders.hashing import HashingEncoder
+
+WORDS = "apple banana cherry car bus train dog cat horse river lake sea knife sword".split()
+WORLD = [f"This is a photo of a {w}." for w in WORDS] + [f"a {a} and a {b}" for a in WORDS
+                                                         for b in WORDS if a != b]
+
+
+@pytest.fixture(scope="module")
+def precomputed_concepts():
+    data = make_task_world(seed=7, n_classes=4)
+    keep = HFTTDetector(encoder="precomputed", random_state=0).fit(data["world"],
+                                                                   data["prompts"][:6])
+    harm = HFTTDetector(encoder="precomputed", random_state=1, threshold=0.9).fit(
+        data["world"], data["prompts"][6:]
+    )
+    return keep, harm, data
+
+
+def test_scores_equal_each_detector_and_decisions_follow_orientation(precomputed_concepts):
+    keep, harm, data = precomputed_concepts
+    multi = MultiConceptDetector({"ood": Concept(keep, "mismatch"),
+                                  "harm": Concept(harm, "match")})
+    X = np.vstack([data["in_test"], data["out_test"]])
+    report = multi.score(X)
+    np.testing.assert_allclose(report.scores[:, 0], keep.score_samples(X), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(report.scores[:, 1], harm.score_samples(X), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(report.unwanted[:, 0], keep.predict(X) == -1)
+    np.testing.assert_array_equal(report.unwanted[:, 1], harm.predict(X) == 1)
+    np.testing.assert_array_equal(report.remove, report.unwanted.any(axis=1))
+    for row, names in enumerate(report.triggered):
+        assert names == [n for j, n in enumerate(report.names) if report.unwanted[row, j]]
+
+
+def test_threshold_override(precomputed_concepts):
+    keep, _, data = precomputed_concepts
+    strict = MultiConceptDetector({"ood": Concept(keep, "mismatch", threshold=0.999999)})
+    lax = MultiConceptDetector({"ood": Concept(keep, "mismatch", threshold=1e-6)})
+    X = np.vstack([data["in_test"], data["out_test"]])
+    assert strict.score(X).remove.sum() >= lax.score(X).remove.sum()
+    assert strict.score(X).remove.sum() > 0
+
+
+def test_inputs_are_encoded_once_for_all_concepts():
+    encoder = HashingEncoder(dim=64)
+    fruit = HFTTDetector(encoder=encoder, random_state=0).fit(WORLD, ["an apple", "a cherry"])
+    weapons = HFTTDetector(encoder=encoder, random_state=0).fit(WORLD, ["a knife", "a sword"])
+    multi = MultiConceptDetector({"fruit": fruit, "weapons": Concept(weapons, "match")})
+    before = encoder.n_texts_encoded
+    report = multi.score(["a red apple", "a sharp knife", "a river"])
+    assert encoder.n_texts_encoded - before == 3
+    assert "weapons" in report.triggered[1]
+
+
+def test_detectors_from_different_spaces_are_refused(precomputed_concepts):
+    keep, _, _ = precomputed_concepts
+    texts = HFTTDetector(encoder=HashingEncoder(dim=32), random_state=0).fit(WORLD, ["a dog"])
+    with pytest.raises(ValueError, match=r"different embedding spaces.*'hashing:32'"):
+        MultiConceptDetector({"a": keep, "b": texts})
+    other = HFTTDetector(encoder=HashingEncoder(dim=16), random_state=0).fit(WORLD, ["a dog"])
+    with pytest.raises(ValueError, match="width 32 vs 'hashing:16', width 16"):
+        MultiConceptDetector({"a": texts, "b": other})
+
+
+def test_bad_concepts_are_named(precomputed_concepts):
+    keep, _, _ = precomputed_concepts
+    with pytest.raises(ValueError, match="concepts is empty"):
+        MultiConceptDetector({})
+    with pytest.raises(ValueError, match="unwanted must be 'match' or 'mismatch'; got 'in'"):
+        MultiConceptDetector({"a": Concept(keep, "in")})
+
+
+def test_save_load_and_joblib_round_trip(tmp_path, precomputed_concepts):
+    keep, harm, data = precomputed_concepts
+    multi = MultiConceptDetector({"ood": Concept(keep, "mismatch", threshold=0.3),
+                                  "harm": Concept(harm, "match")})
+    multi.save(tmp_path / "multi")
+    loaded = MultiConceptDetector.load(tmp_path / "multi")
+    X = data["out_test"]
+    np.testing.assert_array_equal(loaded.score(X).scores, multi.score(X).scores)
+    np.testing.assert_array_equal(loaded.score(X).unwanted, multi.score(X).unwanted)
+    joblib.dump(multi, tmp_path / "multi.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "multi.joblib").score(X).scores,
+                                  multi.score(X).scores)
+    with pytest.raises(ValueError, match="not a saved multi-concept detector"):
+        MultiConceptDetector.load(tmp_path)
