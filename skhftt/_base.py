@@ -24,10 +24,9 @@ from sklearn.utils.validation import check_is_fitted
 from skhftt._validation import check_embeddings, check_texts, is_string_sequence
 from skhftt.encoders.base import Encoder
 from skhftt.encoders.cache import encode_texts
+from skhftt.encoders.registry import PRECOMPUTED
 from skhftt.inputs import to_embeddings
 from skhftt.task import TaskItems, parse_task, task_columns
-
-PRECOMPUTED = "precomputed"
 
 
 def _pu_labels(y: object) -> np.ndarray | None:
@@ -87,7 +86,7 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "encoder": [str, HasMethods(["encode_text", "encode_image"])],
+        "encoder": [str, os.PathLike, HasMethods(["encode_text", "encode_image"])],
         "templates": [None, list, tuple],
         "encode_batch_size": [Interval(Integral, 1, None, closed="left")],
         "cache_dir": [None, str, os.PathLike],
@@ -129,10 +128,6 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         )
 
     def _resolve_encoder(self) -> Encoder | None:
-        if not isinstance(self.encoder, str):
-            return self.encoder
-        if self.encoder == PRECOMPUTED:
-            return None
         from skhftt.encoders import resolve_encoder
 
         return resolve_encoder(self.encoder, device=self.device)

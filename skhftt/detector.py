@@ -143,8 +143,9 @@ class HFTTDetector(BaseTextDetector):
 
     References
     ----------
-    .. [1] S. Lee, B. Kim, J. Kim, S. Yun, "Textual Training for the
-       Hassle-Free Removal of Unwanted Visual Data", NeurIPS 2024.
+    .. [1] S. Lee, J. Mok, S. Park, Y. Shin, D. Jung, S. Yoon, "Textual
+       Training for the Hassle-Free Removal of Unwanted Visual Data",
+       NeurIPS 2024.
     .. [2] T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss
        for Dense Object Detection", ICCV 2017.
 

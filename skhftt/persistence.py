@@ -31,7 +31,9 @@ _FITTED_SCALARS = (
 
 def _json_params(detector: HFTTDetector) -> dict[str, Any]:
     params = detector.get_params(deep=False)
-    if not isinstance(params["encoder"], str):
+    if isinstance(params["encoder"], os.PathLike):
+        params["encoder"] = os.fspath(params["encoder"])
+    elif not isinstance(params["encoder"], str):
         params["encoder"] = None
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
         params["random_state"] = None

@@ -25,6 +25,18 @@ class Encoder(Protocol):
         detectors, so that a detector is never applied in another space.
     dim : int
         Width of the embeddings.
+
+    Notes
+    -----
+    Optional extras that skhftt uses when present:
+
+    * ``__sklearn_clone__`` returning ``self``, so that ``sklearn.base.clone``
+      (GridSearchCV, cross-validation) shares the model instead of
+      deep-copying it once per candidate;
+    * ``pixel_transform()`` (a picklable callable from an RGB PIL image to a
+      ``(C, H, W)`` tensor, or None) with ``encode_pixels(pixels)`` (embed a
+      stacked batch), so that preprocessing runs in worker threads or
+      DataLoader processes while the model runs.
     """
 
     identity: str

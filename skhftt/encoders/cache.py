@@ -100,9 +100,7 @@ def _limit(kind: str) -> int:
     return default if raw is None else _parse_bytes(raw, name=env)
 
 
-def set_cache_limits(
-    *, memory: int | str | None = None, disk: int | str | None = None
-) -> None:
+def set_cache_limits(*, memory: int | str | None = None, disk: int | str | None = None) -> None:
     """Bound the text-embedding caches of this process.
 
     Parameters
@@ -144,7 +142,7 @@ def get_cache_limits() -> dict[str, int]:
     return {"memory": _limit("memory"), "disk": _limit("disk")}
 
 
-def clear_cache(cache_dir: str | PathLike[str] | None = None) -> None:
+def clear_embedding_cache(cache_dir: str | PathLike[str] | None = None) -> None:
     """Empty the in-process store, or delete the cache kept in ``cache_dir``.
 
     Parameters
@@ -251,8 +249,7 @@ def _check_texts(texts: object) -> list[str]:
     for index, text in enumerate(result):
         if not isinstance(text, str):
             raise TypeError(
-                f"texts must contain only str; item {index} is "
-                f"{type(text).__name__} ({text!r})."
+                f"texts must contain only str; item {index} is {type(text).__name__} ({text!r})."
             )
     return result
 
@@ -339,8 +336,11 @@ def _point_missing(
     codes: np.ndarray, texts: list[str], block_id: int, new_texts: list[str]
 ) -> None:
     """Point the missing entries of ``codes`` at block ``block_id`` of ``new_texts``."""
-    rows = {text: row for row, text in enumerate(new_texts)}
     where = np.flatnonzero(codes < 0)
+    if len(where) == len(new_texts):  # no repeats: new_texts is texts[where], in order
+        codes[where] = (block_id << _ROW_BITS) | np.arange(len(where), dtype=np.int64)
+        return
+    rows = {text: row for row, text in enumerate(new_texts)}
     codes[where] = [(block_id << _ROW_BITS) | rows[texts[i]] for i in where]
 
 
@@ -400,13 +400,11 @@ class _MemoryStore:
                 f"The in-process cache holds embeddings of width {space.dim} for "
                 f"encoder identity {identity!r}, but the encoder now has dim {dim}: "
                 "an encoder's identity must change whenever its model changes. "
-                "Call skhftt.encoders.cache.clear_cache() to drop the old ones."
+                "Call skhftt.encoders.cache.clear_embedding_cache() to drop the old ones."
             )
         return space
 
-    def _add(
-        self, identity: str, space: _Space, texts: list[str], new: np.ndarray
-    ) -> int:
+    def _add(self, identity: str, space: _Space, texts: list[str], new: np.ndarray) -> int:
         """Store ``new`` if it fits the limit; return its block id either way."""
         block_id = next(self._ids)
         limit = _limit("memory")
@@ -504,7 +502,7 @@ class _DiskSpace:
                     f"width {stored['dim']} for encoder identity {self.identity!r}, "
                     f"but the encoder now has dim {self.dim}: an encoder's identity "
                     "must change whenever its model changes. Delete that folder, "
-                    "or call skhftt.encoders.cache.clear_cache(cache_dir)."
+                    "or call skhftt.encoders.cache.clear_embedding_cache(cache_dir)."
                 )
             if isinstance(stored, dict):
                 return
@@ -693,8 +691,7 @@ def _delete_shard(json_path: Path) -> None:
 def _is_stale_leftover(entry: os.DirEntry[str], space: Path, now: float) -> bool:
     """A temporary file or uncommitted ``.npy`` untouched for an hour."""
     orphan = (
-        entry.name.endswith(".npy")
-        and not (space / f"{entry.name[: -len('.npy')]}.json").exists()
+        entry.name.endswith(".npy") and not (space / f"{entry.name[: -len('.npy')]}.json").exists()
     )
     if not (orphan or entry.name.startswith("tmp-")):
         return False

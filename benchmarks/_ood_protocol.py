@@ -1,0 +1,199 @@
+"""The OOD evaluation protocol shared by ``paper_ood.py`` and ``bench_proxy_ood.py``.
+
+Everything is embedded once, before any detector runs: the task prompts,
+the world corpus, the in-distribution set and every OOD set. Each detector
+is then fitted with ``encoder="precomputed"`` on those embeddings and scores
+the same arrays, once per seed. Detectors without ``random_state`` (the
+zero-shot baselines) are fitted once; their std over seeds is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+
+from skhftt import HFTTDetector
+from skhftt.baselines import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
+from skhftt.encoders.cache import encode_texts
+from skhftt.metrics import ood_metrics
+
+METHODS = ("HFTT", "MCM", "MaxLogit", "Energy", "NegLabel")
+AVERAGE = "Average"
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr, so that stdout holds only the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def count_or_fraction(value: str) -> int | float:
+    """``"10000"`` -> 10000, ``"0.15"`` -> 0.15 (for NegLabel's ``n_negatives``)."""
+    number = float(value)
+    if number.is_integer() and number >= 1:
+        return int(number)
+    if 0 < number < 1:
+        return number
+    raise argparse.ArgumentTypeError(f"expected a count >= 1 or a fraction in (0, 1); got {value}")
+
+
+def method_parameter(value: str) -> tuple[str, str, object]:
+    """``"HFTT.temperature=0.05"`` -> ("HFTT", "temperature", 0.05)."""
+    target, sep, raw = value.partition("=")
+    method, dot, parameter = target.partition(".")
+    if not (sep and dot and method and parameter):
+        raise argparse.ArgumentTypeError(f"expected METHOD.PARAM=VALUE, got {value!r}")
+    if method not in METHODS:
+        raise argparse.ArgumentTypeError(f"unknown method {method!r}; one of {list(METHODS)}")
+    try:
+        parsed = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        parsed = raw
+    return method, parameter, parsed
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every OOD benchmark shares: seeds, methods, NegLabel, output."""
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--device", default="auto", help="encoder and HFTT training device")
+    parser.add_argument("--batch-size", type=int, default=256, help="inputs per encoder call")
+    parser.add_argument("--cache-dir", default=None, help="on-disk text-embedding cache")
+    parser.add_argument(
+        "--neg-labels", type=count_or_fraction, default=10000,
+        help="NegLabel's number of negative labels (or a fraction of the world corpus)",
+    )
+    parser.add_argument("--neg-groups", type=int, default=100, help="NegLabel's groups")
+    parser.add_argument(
+        "--set", type=method_parameter, action="append", default=[], dest="overrides",
+        metavar="METHOD.PARAM=VALUE", help="set a detector parameter, e.g. HFTT.temperature=0.05",
+    )
+    parser.add_argument("--output", type=Path, default=None, help="write raw results as JSON")
+
+
+def make_detectors(args: argparse.Namespace) -> dict[str, object]:
+    """The compared detectors, unfitted, all on precomputed embeddings."""
+    detectors = {
+        "HFTT": HFTTDetector(encoder="precomputed", device=args.device),
+        "MCM": MCMDetector(encoder="precomputed"),
+        "MaxLogit": MaxLogitDetector(encoder="precomputed"),
+        "Energy": EnergyDetector(encoder="precomputed"),
+        "NegLabel": NegLabelDetector(
+            encoder="precomputed", n_negatives=args.neg_labels, n_groups=args.neg_groups
+        ),
+    }
+    for method, parameter, value in args.overrides:
+        detectors[method].set_params(**{parameter: value})
+    return {name: detectors[name] for name in args.methods}
+
+
+def embed_task(
+    encoder, task: dict[str, list[str]], *, batch_size: int, cache_dir: str | None
+) -> dict[str, np.ndarray]:
+    """Embed every prompt once; class name -> (n_prompts, dim) array."""
+    prompts = [prompt for group in task.values() for prompt in group]
+    embeddings = encode_texts(
+        encoder, prompts, batch_size=batch_size, show_progress=True, cache_dir=cache_dir
+    )
+    bounds = np.cumsum([0] + [len(group) for group in task.values()])
+    return {
+        name: embeddings[start:stop]
+        for name, start, stop in zip(task, bounds[:-1], bounds[1:], strict=True)
+    }
+
+
+def run(
+    detectors: dict[str, object],
+    *,
+    world: np.ndarray,
+    task: dict[str, np.ndarray],
+    in_set: np.ndarray,
+    ood_sets: dict[str, np.ndarray],
+    seeds: int,
+) -> dict[str, dict]:
+    """Fit every detector per seed and evaluate it on every OOD set.
+
+    Returns
+    -------
+    dict
+        ``{method: {"fit_seconds": [...], "metrics": {dataset: [row per seed]}}}``
+        where a row is :func:`skhftt.metrics.ood_metrics`' dict.
+    """
+    results = {}
+    for name, detector in detectors.items():
+        seeded = "random_state" in detector.get_params()
+        fit_seconds, rows = [], {dataset: [] for dataset in ood_sets}
+        for seed in range(seeds if seeded else 1):
+            model = clone(detector).set_params(random_state=seed) if seeded else clone(detector)
+            started = time.perf_counter()
+            model.fit(world, task)
+            fit_seconds.append(time.perf_counter() - started)
+            scores_in = model.decision_function(in_set)
+            for dataset, embeddings in ood_sets.items():
+                y = np.r_[np.ones(len(scores_in)), np.zeros(len(embeddings))]
+                scores = np.r_[scores_in, model.decision_function(embeddings)]
+                rows[dataset].append(ood_metrics(y, scores))
+            log(f"{name} seed {seed}: fit {fit_seconds[-1]:.2f} s")
+        if not seeded:  # deterministic: the same row for every seed
+            rows = {dataset: found * seeds for dataset, found in rows.items()}
+        results[name] = {"fit_seconds": fit_seconds, "metrics": rows}
+    return results
+
+
+def _cell(values: Sequence[float]) -> str:
+    """Mean ± sample standard deviation, in %."""
+    values = 100 * np.asarray(values)
+    spread = values.std(ddof=1) if values.size > 1 else 0.0
+    return f"{values.mean():.2f}±{spread:.2f}"
+
+
+def format_table(results: dict[str, dict], datasets: Sequence[str]) -> str:
+    """A Markdown table in the papers' layout: FPR95 and AUROC per dataset, in %.
+
+    Rows are methods; every dataset has an FPR95 (lower is better) and an
+    AUROC (higher is better) column, as mean ± std over seeds; "Average"
+    averages the datasets within each seed first.
+    """
+    header = ["Method"]
+    for dataset in [*datasets, AVERAGE]:
+        header += [f"{dataset} FPR95↓", f"{dataset} AUROC↑"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, result in results.items():
+        rows = result["metrics"]
+        cells = [method]
+        for dataset in datasets:
+            cells += [_cell([row["fpr95"] for row in rows[dataset]]),
+                      _cell([row["auroc"] for row in rows[dataset]])]
+        for key in ("fpr95", "auroc"):
+            per_seed = np.mean([[row[key] for row in rows[d]] for d in datasets], axis=0)
+            cells.append(_cell(per_seed))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(results: dict[str, dict], datasets: Sequence[str], args: argparse.Namespace,
+           settings: dict) -> None:
+    """Print the table (stdout) and the mean fit times; write JSON if asked.
+
+    ``settings`` describes the data; the shared options are added to it.
+    """
+    print(format_table(results, datasets))
+    for method, result in results.items():
+        log(f"{method}: mean fit {np.mean(result['fit_seconds']):.2f} s")
+    if args.output is not None:
+        settings = {
+            **settings, "seeds": args.seeds, "device": args.device,
+            "neg_labels": args.neg_labels, "neg_groups": args.neg_groups,
+            "overrides": [f"{m}.{p}={v!r}" for m, p, v in args.overrides],
+        }
+        args.output.write_text(
+            json.dumps({"settings": settings, "results": results}, indent=2), "utf-8"
+        )
+        log(f"wrote {args.output}")
