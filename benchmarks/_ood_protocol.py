@@ -1,10 +1,13 @@
 """The OOD evaluation protocol shared by ``paper_ood.py`` and ``bench_proxy_ood.py``.
 
 Everything is embedded once, before any detector runs: the task prompts,
-the world corpus, the in-distribution set and every OOD set. Each detector
+the world corpus, the in-distribution fitting images (for the methods that
+need them), the in-distribution test set and every OOD set. Each detector
 is then fitted with ``encoder="precomputed"`` on those embeddings and scores
 the same arrays, once per seed. Detectors without ``random_state`` (the
-zero-shot baselines) are fitted once; their std over seeds is 0.
+zero-shot baselines, MSP, Mahalanobis, KNN) are fitted once; their std over
+seeds is 0. Methods fitted on in-distribution images are marked with
+``ID_MARK`` in the table, as the papers do.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import ast
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +26,15 @@ from sklearn.base import clone
 from skhftt import HFTTDetector
 from skhftt.baselines import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
 from skhftt.encoders.cache import encode_texts
+from skhftt.image_baselines import KNNDetector, MahalanobisDetector, MSPDetector
 from skhftt.metrics import ood_metrics
 
-METHODS = ("HFTT", "MCM", "MaxLogit", "Energy", "NegLabel")
+TEXT_METHODS = ("HFTT", "MCM", "MaxLogit", "Energy", "NegLabel")
+IMAGE_METHODS = ("MSP", "Mahalanobis", "KNN")  # fitted on in-distribution images
+METHODS = TEXT_METHODS + IMAGE_METHODS
 AVERAGE = "Average"
+IN_DISTRIBUTION = "ImageNet"
+ID_MARK = "†"
 
 
 def log(message: str) -> None:
@@ -59,10 +67,21 @@ def method_parameter(value: str) -> tuple[str, str, object]:
     return method, parameter, parsed
 
 
-def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every OOD benchmark shares: seeds, methods, NegLabel, output."""
+def add_protocol_arguments(
+    parser: argparse.ArgumentParser, *, image_methods: bool = False
+) -> None:
+    """Options every OOD benchmark shares: seeds, methods, NegLabel, output.
+
+    With ``image_methods`` the methods fitted on in-distribution images
+    (MSP, Mahalanobis, KNN) can be chosen too, and ``--methods`` defaults to
+    None: the script then picks every method its data allow.
+    """
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS if image_methods else TEXT_METHODS,
+        default=None if image_methods else list(TEXT_METHODS),
+        help="methods to run (default: all that the data allow)",
+    )
     parser.add_argument("--device", default="auto", help="encoder and HFTT training device")
     parser.add_argument("--batch-size", type=int, default=256, help="inputs per encoder call")
     parser.add_argument("--cache-dir", default=None, help="on-disk text-embedding cache")
@@ -78,8 +97,14 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None, help="write raw results as JSON")
 
 
-def make_detectors(args: argparse.Namespace) -> dict[str, object]:
-    """The compared detectors, unfitted, all on precomputed embeddings."""
+def make_detectors(
+    args: argparse.Namespace, defaults: Mapping[str, Mapping[str, object]] | None = None
+) -> dict[str, object]:
+    """The compared detectors, unfitted, all on precomputed embeddings.
+
+    ``defaults`` (method -> parameters) is applied first, then the
+    ``--set`` overrides, which win.
+    """
     detectors = {
         "HFTT": HFTTDetector(encoder="precomputed", device=args.device),
         "MCM": MCMDetector(encoder="precomputed"),
@@ -88,7 +113,12 @@ def make_detectors(args: argparse.Namespace) -> dict[str, object]:
         "NegLabel": NegLabelDetector(
             encoder="precomputed", n_negatives=args.neg_labels, n_groups=args.neg_groups
         ),
+        "MSP": MSPDetector(encoder="precomputed"),
+        "Mahalanobis": MahalanobisDetector(encoder="precomputed"),
+        "KNN": KNNDetector(encoder="precomputed"),
     }
+    for method, parameters in (defaults or {}).items():
+        detectors[method].set_params(**parameters)
     for method, parameter, value in args.overrides:
         detectors[method].set_params(**{parameter: value})
     return {name: detectors[name] for name in args.methods}
@@ -117,34 +147,110 @@ def run(
     in_set: np.ndarray,
     ood_sets: dict[str, np.ndarray],
     seeds: int,
+    id_images: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, dict]:
     """Fit every detector per seed and evaluate it on every OOD set.
+
+    Parameters
+    ----------
+    detectors : dict
+        Method name -> unfitted detector.
+    world, task : ndarray, dict
+        World corpus and task prompt embeddings, for the text-fitted methods.
+    in_set, ood_sets : ndarray, dict
+        In-distribution test embeddings and OOD name -> embeddings.
+    seeds : int
+        Seeds (0, 1, ...) of the detectors that have ``random_state``.
+    id_images : (embeddings, class labels), optional
+        In-distribution fitting images for the methods of ``IMAGE_METHODS``;
+        never the ones of ``in_set``.
 
     Returns
     -------
     dict
-        ``{method: {"fit_seconds": [...], "metrics": {dataset: [row per seed]}}}``
-        where a row is :func:`skhftt.metrics.ood_metrics`' dict.
+        ``{method: {"fit_seconds": [...], "uses_id_images": bool,
+        "metrics": {dataset: [row per seed]}}}`` where a row is
+        :func:`skhftt.metrics.ood_metrics`' dict.
     """
     results = {}
     for name, detector in detectors.items():
+        uses_id_images = name in IMAGE_METHODS
+        if uses_id_images and id_images is None:
+            raise ValueError(f"{name} is fitted on in-distribution images, but none were given.")
+        fit_args = id_images if uses_id_images else (world, task)
         seeded = "random_state" in detector.get_params()
         fit_seconds, rows = [], {dataset: [] for dataset in ood_sets}
         for seed in range(seeds if seeded else 1):
             model = clone(detector).set_params(random_state=seed) if seeded else clone(detector)
             started = time.perf_counter()
-            model.fit(world, task)
+            model.fit(*fit_args)
             fit_seconds.append(time.perf_counter() - started)
             scores_in = model.decision_function(in_set)
             for dataset, embeddings in ood_sets.items():
-                y = np.r_[np.ones(len(scores_in)), np.zeros(len(embeddings))]
-                scores = np.r_[scores_in, model.decision_function(embeddings)]
-                rows[dataset].append(ood_metrics(y, scores))
+                rows[dataset].append(_metrics(scores_in, model.decision_function(embeddings)))
             log(f"{name} seed {seed}: fit {fit_seconds[-1]:.2f} s")
         if not seeded:  # deterministic: the same row for every seed
             rows = {dataset: found * seeds for dataset, found in rows.items()}
-        results[name] = {"fit_seconds": fit_seconds, "metrics": rows}
+        results[name] = {
+            "fit_seconds": fit_seconds, "uses_id_images": uses_id_images, "metrics": rows,
+        }
     return results
+
+
+def _metrics(scores_in: np.ndarray, scores_out: np.ndarray) -> dict[str, float]:
+    """:func:`~skhftt.metrics.ood_metrics` of in- against out-of-distribution scores."""
+    y = np.r_[np.ones(len(scores_in)), np.zeros(len(scores_out))]
+    return ood_metrics(y, np.r_[scores_in, scores_out])
+
+
+def external_result(
+    scores: Mapping[str, object],
+    datasets: Sequence[str],
+    *,
+    in_name: str = IN_DISTRIBUTION,
+    uses_id_images: bool = False,
+) -> dict:
+    """A result of ``run``'s form for scores computed outside skhftt.
+
+    For methods skhftt does not ship (NPOS, ZOC, CLIPN, ...): their scores
+    on the same images join the table through this function.
+
+    Parameters
+    ----------
+    scores : mapping
+        ``in_name`` and every name of ``datasets`` -> scores (higher = more
+        in-distribution), a 1-D array for one run or a 2-D array with one
+        row per run (seed). Every entry must have the same number of runs.
+    datasets : sequence of str
+        The OOD datasets of the table.
+    in_name : str, default="ImageNet"
+        Key of the in-distribution scores.
+    uses_id_images : bool, default=False
+        Whether the method used in-distribution images (marked in the table).
+
+    Returns
+    -------
+    dict
+        ``{"fit_seconds": [], "uses_id_images": ..., "metrics": {dataset: [row per run]}}``.
+    """
+    missing = [name for name in (in_name, *datasets) if name not in scores]
+    if missing:
+        raise ValueError(f"the scores lack {missing}; they have {sorted(scores)}.")
+    runs = {name: np.atleast_2d(np.asarray(scores[name], dtype=np.float64))
+            for name in (in_name, *datasets)}
+    for name, values in runs.items():
+        if values.ndim != 2 or values.shape[1] == 0:
+            raise ValueError(f"scores[{name!r}] must be a 1-D or 2-D array of scores; "
+                             f"got shape {np.shape(scores[name])}.")
+    counts = {name: values.shape[0] for name, values in runs.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"every entry needs the same number of runs; got {counts}.")
+    metrics = {
+        dataset: [_metrics(scores_in, scores_out)
+                  for scores_in, scores_out in zip(runs[in_name], runs[dataset], strict=True)]
+        for dataset in datasets
+    }
+    return {"fit_seconds": [], "uses_id_images": uses_id_images, "metrics": metrics}
 
 
 def _cell(values: Sequence[float]) -> str:
@@ -159,7 +265,8 @@ def format_table(results: dict[str, dict], datasets: Sequence[str]) -> str:
 
     Rows are methods; every dataset has an FPR95 (lower is better) and an
     AUROC (higher is better) column, as mean ± std over seeds; "Average"
-    averages the datasets within each seed first.
+    averages the datasets within each seed first. Methods that used
+    in-distribution images carry ``ID_MARK``, explained below the table.
     """
     header = ["Method"]
     for dataset in [*datasets, AVERAGE]:
@@ -167,7 +274,7 @@ def format_table(results: dict[str, dict], datasets: Sequence[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, result in results.items():
         rows = result["metrics"]
-        cells = [method]
+        cells = [method + (ID_MARK if result.get("uses_id_images") else "")]
         for dataset in datasets:
             cells += [_cell([row["fpr95"] for row in rows[dataset]]),
                       _cell([row["auroc"] for row in rows[dataset]])]
@@ -175,6 +282,8 @@ def format_table(results: dict[str, dict], datasets: Sequence[str]) -> str:
             per_seed = np.mean([[row[key] for row in rows[d]] for d in datasets], axis=0)
             cells.append(_cell(per_seed))
         lines.append("| " + " | ".join(cells) + " |")
+    if any(result.get("uses_id_images") for result in results.values()):
+        lines += ["", f"{ID_MARK} used in-distribution images; the other rows used none."]
     return "\n".join(lines)
 
 
@@ -186,7 +295,8 @@ def report(results: dict[str, dict], datasets: Sequence[str], args: argparse.Nam
     """
     print(format_table(results, datasets))
     for method, result in results.items():
-        log(f"{method}: mean fit {np.mean(result['fit_seconds']):.2f} s")
+        if result["fit_seconds"]:
+            log(f"{method}: mean fit {np.mean(result['fit_seconds']):.2f} s")
     if args.output is not None:
         settings = {
             **settings, "seeds": args.seeds, "device": args.device,

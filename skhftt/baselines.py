@@ -19,6 +19,9 @@ EnergyDetector         ``T * log sum_c exp(s_c(x) / T)``
 NegLabelDetector       log-odds of ``S(x)``, the NegLabel score (see its
                        docstring)
 =====================  ==================================================
+
+The baselines that need in-distribution images (MSP, Mahalanobis, KNN) are
+in :mod:`skhftt.image_baselines`.
 """
 
 from __future__ import annotations

@@ -201,12 +201,14 @@ def test_unfitted_and_wrong_width(cls, data):
     assert not hasattr(det, "fit_predict")
 
 
-@pytest.mark.parametrize(
-    "check",
-    [check_estimator_cloneable, check_estimator_repr, check_no_attributes_set_in_init,
-     check_parameters_default_constructible, check_get_params_invariance, check_set_params,
-     check_do_not_raise_errors_in_init_or_set_params],
-)
+API_CHECKS = [
+    check_estimator_cloneable, check_estimator_repr, check_no_attributes_set_in_init,
+    check_parameters_default_constructible, check_get_params_invariance, check_set_params,
+    check_do_not_raise_errors_in_init_or_set_params,
+]
+
+
+@pytest.mark.parametrize("check", API_CHECKS)
 @pytest.mark.parametrize("cls", BASELINES)
 def test_api_checks(check, cls):
     check(cls.__name__, cls(encoder="precomputed"))

@@ -54,7 +54,7 @@ class ToyEncoder:
 
 
 def test_list_backends():
-    assert list_backends() == ["open_clip", "sentence_transformers"]
+    assert list_backends() == ["blip", "open_clip", "sentence_transformers"]
 
 
 def test_precomputed_is_none():

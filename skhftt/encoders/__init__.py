@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from skhftt.encoders._hub import EncoderUnavailableError
 from skhftt.encoders.base import Encoder
+from skhftt.encoders.blip import BlipEncoder
 from skhftt.encoders.openclip import OpenCLIPEncoder
 from skhftt.encoders.registry import (
     DEFAULT_ENCODER,
@@ -23,6 +24,7 @@ from skhftt.encoders.sentence_transformer import SentenceTransformerEncoder
 __all__ = [
     "DEFAULT_ENCODER",
     "PRECOMPUTED",
+    "BlipEncoder",
     "Encoder",
     "EncoderUnavailableError",
     "OpenCLIPEncoder",

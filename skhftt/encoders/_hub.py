@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[\w./-]+)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 1 << 20
 
@@ -51,7 +54,7 @@ def hub_offline() -> bool:
 
 
 def unavailable(
-    model: str, reason: str, *, cache_error: BaseException | None = None
+    model: str, reason: str, *, cache_error: BaseException | None = None, prefix: str = ""
 ) -> EncoderUnavailableError:
     """Build the error raised when ``model`` can be neither found nor downloaded."""
     cached = ""
@@ -64,7 +67,7 @@ def unavailable(
         f"Face cache and {reason}.{cached} On a machine with internet access, save "
         f"the model to a directory (SentenceTransformer({model!r}).save('clip-dir'), "
         f"or `hf download {model} --local-dir clip-dir`), copy that directory here "
-        "and pass encoder='/path/to/clip-dir'. A model downloaded once stays in the "
+        f"and pass encoder='{prefix}/path/to/clip-dir'. A model downloaded once stays in the "
         "Hugging Face cache (HF_HUB_CACHE) and loads offline from then on."
     )
 
@@ -74,6 +77,7 @@ def probe_hub(
     *,
     revision: str | None = None,
     cache_error: BaseException | None = None,
+    prefix: str = "",
 ) -> None:
     """Ask the Hub about ``repo_id`` once, with a short timeout.
 
@@ -88,6 +92,7 @@ def probe_hub(
             repo_id,
             "HF_HUB_OFFLINE is set, so the Hub is not asked",
             cache_error=cache_error,
+            prefix=prefix,
         )
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
@@ -117,12 +122,14 @@ def probe_hub(
             repo_id,
             f"the Hugging Face Hub answered with an error ({exc})",
             cache_error=cache_error,
+            prefix=prefix,
         ) from exc
     except Exception as exc:
         raise unavailable(
             repo_id,
             f"the Hugging Face Hub was unreachable ({type(exc).__name__}: {exc})",
             cache_error=cache_error,
+            prefix=prefix,
         ) from exc
 
 
@@ -170,3 +177,59 @@ def directory_digest(path: str | os.PathLike[str]) -> str:
                 digest.update(chunk)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def looks_like_path(spec: str) -> bool:
+    """True for a spec written as a path (``/``, ``.``, ``~``, a backslash)."""
+    return spec.startswith(("/", ".", "~")) or "\\" in spec or os.path.isabs(spec)
+
+
+def model_location(spec: str, *, prefix: str = "", forms: str) -> Path | str:
+    """An existing model directory, or a Hub id; anything else is an error.
+
+    A string that looks like a path but is not a directory is an error,
+    never a Hub lookup. ``prefix`` (e.g. ``"blip:"``) and ``forms`` (the
+    accepted forms, for the message) only shape the error messages.
+    """
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    shown = f"encoder={prefix + spec!r}"
+    if path.exists():
+        raise ValueError(
+            f"{shown} is a file; expected a model directory (with config.json) or "
+            "a Hugging Face model id."
+        )
+    if looks_like_path(spec):
+        raise ValueError(f"{shown}: there is no model directory {str(path.absolute())!r}.")
+    if not HUB_ID.match(spec):
+        raise ValueError(f"{shown} is neither a model directory nor a model id; {forms}.")
+    return spec
+
+
+def load_pretrained(
+    name: str, revision: str | None, load: Callable[..., Any], *, prefix: str = ""
+) -> tuple[Any, str, str | None]:
+    """Load a directory, or a Hub id from the local cache first, failing fast offline.
+
+    ``load(**kwargs)`` loads the model; it gets ``revision`` and
+    ``local_files_only`` for a Hub id and nothing for a directory. Returns
+    ``(loaded, label, revision)``: the result, the name shown in the
+    encoder identity, and the directory's content digest or the cached Hub
+    commit.
+    """
+    directory = Path(name)
+    if directory.is_dir():
+        digest = f"sha256:{directory_digest(directory)[:16]}"
+        if revision is not None and revision != digest:
+            raise ValueError(
+                f"The model directory {name!r} has content digest {digest}, but revision "
+                f"{revision!r} was expected: its files changed."
+            )
+        return load(), directory.name, digest
+    try:
+        loaded = load(revision=revision, local_files_only=True)
+    except Exception as cache_error:
+        probe_hub(name, revision=revision, cache_error=cache_error, prefix=prefix)
+        loaded = load(revision=revision)
+    return loaded, name, cached_commit(name, revision=revision) or revision

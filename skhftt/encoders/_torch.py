@@ -13,6 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -106,8 +107,9 @@ class TorchEncoder:
 
     Parameters
     ----------
-    name : str
-        The model, in the backend's own terms.
+    name : str or path-like
+        The model, in the backend's own terms; ``"<name>@<revision>"`` pins a
+        revision, and an existing directory is used by its absolute path.
     device : str, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"``.
@@ -132,12 +134,18 @@ class TorchEncoder:
 
     def __init__(
         self,
-        name: str,
+        name: str | Path,
         *,
         device: str | torch.device = "auto",
         precision: str = "auto",
         revision: str | None = None,
     ) -> None:
+        name = str(name)
+        if revision is None and "@" in name and not Path(name).expanduser().exists():
+            name, revision = name.rsplit("@", 1)
+        directory = Path(name).expanduser()
+        if directory.is_dir():
+            name = str(directory.resolve())
         self.name = name
         self.device = device
         self.precision = check_precision(precision)

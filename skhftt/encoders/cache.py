@@ -16,9 +16,10 @@ candidate. Two stores back :func:`encode_texts`:
   folder's total size is bounded (10 GiB by default); least recently used
   shards are deleted first.
 
-Limits are set with :func:`set_cache_limits`, or for every process at once
-(including worker processes) with the environment variables
-``SKHFTT_CACHE_MEMORY_BYTES`` and ``SKHFTT_CACHE_DISK_BYTES``.
+Limits are set with :func:`set_cache_limits` in one process, or with the
+environment variables ``SKHFTT_CACHE_MEMORY_BYTES`` and
+``SKHFTT_CACHE_DISK_BYTES`` for every process started after they are set
+(worker processes included).
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from skhftt.encoders.base import Encoder
+
+__all__ = [
+    "DEFAULT_DISK_BYTES",
+    "DEFAULT_MEMORY_BYTES",
+    "DISK_ENV",
+    "MEMORY_ENV",
+    "clear_embedding_cache",
+    "encode_texts",
+    "get_cache_limits",
+    "set_cache_limits",
+]
 
 DEFAULT_MEMORY_BYTES = 2 * 1024**3
 DEFAULT_DISK_BYTES = 10 * 1024**3
@@ -155,7 +167,7 @@ def clear_embedding_cache(cache_dir: str | PathLike[str] | None = None) -> None:
         with _MEMORY.lock:
             _MEMORY.evict(0)
         return
-    root = Path(fspath(cache_dir))
+    root = Path(fspath(cache_dir)).expanduser()
     if not root.is_dir():
         return
     with FileLock(root / ".lock"):
@@ -195,7 +207,7 @@ def encode_texts(
         Show a progress bar over the texts being encoded.
     cache_dir : path-like, optional
         Folder of a persistent cache shared between processes (created if
-        missing). ``None`` uses the in-process store only.
+        missing; ``~`` is expanded). ``None`` uses the in-process store only.
 
     Returns
     -------
@@ -223,7 +235,8 @@ def encode_texts(
     job = _Job(encoder, identity, dim, int(batch_size), bool(show_progress))
     if cache_dir is None:
         return _MEMORY.encode(job, texts)
-    return _disk_space(Path(fspath(cache_dir)), identity, dim).encode(job, texts)
+    root = Path(fspath(cache_dir)).expanduser()
+    return _disk_space(root, identity, dim).encode(job, texts)
 
 
 def _encoder_key(encoder: object) -> tuple[str, int]:

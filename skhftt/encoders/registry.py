@@ -15,7 +15,8 @@ Spec strings
 ``"<backend>:<rest>"``
     An explicit backend: ``"sentence_transformers:<hub id or directory>"`` or
     ``"open_clip:<architecture>/<pretrained>"`` (e.g.
-    ``"open_clip:ViT-B-16/openai"``), ``"open_clip:hf-hub:<repo id>"``.
+    ``"open_clip:ViT-B-16/openai"``), ``"open_clip:hf-hub:<repo id>"``, or
+    ``"blip:<hub id or directory>"`` (e.g. ``"blip:Salesforce/blip-itm-base-coco"``).
 
 Objects with ``identity``, ``dim``, ``encode_text`` and ``encode_image``
 (the :class:`~skhftt.encoders.Encoder` protocol) are used as they are.
@@ -49,7 +50,12 @@ _BACKENDS: dict[str, tuple[str, str, str]] = {
     "sentence_transformers": (
         "skhftt.encoders.sentence_transformer",
         "sentence_transformer_from_spec",
-        'pip install "sentence-transformers[image]"',
+        "pip install sentence-transformers pillow",
+    ),
+    "blip": (
+        "skhftt.encoders.blip",
+        "blip_from_spec",
+        'pip install "transformers>=4.30"',
     ),
 }
 _ALIASES = {
@@ -68,7 +74,7 @@ def list_backends() -> list[str]:
     Returns
     -------
     list of str
-        ``["open_clip", "sentence_transformers"]``. A backend whose package is
+        ``["blip", "open_clip", "sentence_transformers"]``. A backend whose package is
         missing is still listed; using it raises an ImportError that says
         what to install.
     """

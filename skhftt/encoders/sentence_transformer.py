@@ -8,22 +8,16 @@ texts; asking them for images is a clear error.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from skhftt.encoders._hub import cached_commit, directory_digest, probe_hub
+from skhftt.encoders._hub import load_pretrained, model_location
 from skhftt.encoders._torch import LoadedModel, TorchEncoder, unit_rows
 
 INSTALL_HINT = 'pip install "sentence-transformers[image]"'
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[\w./-]+)?$")
-
-
 def _import_sentence_transformer() -> Any:
     try:
         from sentence_transformers import SentenceTransformer
@@ -123,45 +117,14 @@ class SentenceTransformerEncoder(TorchEncoder):
 
     backend = "sentence_transformers"
 
-    def __init__(
-        self,
-        name: str | Path,
-        *,
-        device: str | torch.device = "auto",
-        precision: str = "auto",
-        revision: str | None = None,
-    ) -> None:
-        name = str(name)
-        if revision is None and "@" in name and not Path(name).expanduser().exists():
-            name, revision = name.rsplit("@", 1)
-        directory = Path(name).expanduser()
-        if directory.is_dir():
-            name = str(directory.resolve())
-        super().__init__(name, device=device, precision=precision, revision=revision)
-
     def _load(self, revision: str | None) -> LoadedModel:
         sentence_transformer = _import_sentence_transformer()
         device = str(self._device)
-        directory = Path(self.name)
-        if directory.is_dir():
-            digest = f"sha256:{directory_digest(directory)[:16]}"
-            if revision is not None and revision != digest:
-                raise ValueError(
-                    f"The model directory {self.name!r} has content digest {digest}, "
-                    f"but revision {revision!r} was expected: its files changed."
-                )
-            model = sentence_transformer(self.name, device=device)
-            label = directory.name
-        else:
-            label = self.name
-            try:
-                model = sentence_transformer(
-                    self.name, device=device, revision=revision, local_files_only=True
-                )
-            except Exception as cache_error:
-                probe_hub(self.name, revision=revision, cache_error=cache_error)
-                model = sentence_transformer(self.name, device=device, revision=revision)
-            digest = cached_commit(self.name, revision=revision) or revision
+        model, label, digest = load_pretrained(
+            self.name, revision, lambda **kwargs: sentence_transformer(
+                self.name, device=device, **kwargs
+            )
+        )
         _cap_text_length(model)
         model.eval()
         return LoadedModel(model=model, label=label, revision=digest, dim=_embedding_dim(model))
@@ -262,10 +225,6 @@ class SentenceTransformerEncoder(TorchEncoder):
         return unit_rows(embeddings, what="image embeddings")
 
 
-def _looks_like_path(spec: str) -> bool:
-    return spec.startswith(("/", ".", "~")) or "\\" in spec or os.path.isabs(spec)
-
-
 def sentence_transformer_from_spec(
     spec: str, device: str | torch.device
 ) -> SentenceTransformerEncoder:
@@ -277,18 +236,4 @@ def sentence_transformer_from_spec(
     """
     from skhftt.encoders.registry import known_forms
 
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return SentenceTransformerEncoder(path, device=device)
-    if path.exists():
-        raise ValueError(
-            f"encoder={spec!r} is a file; expected a model directory (with "
-            "config.json) or a Hugging Face model id."
-        )
-    if _looks_like_path(spec):
-        raise ValueError(f"encoder={spec!r}: there is no model directory {str(path.absolute())!r}.")
-    if not _HUB_ID.match(spec):
-        raise ValueError(
-            f"encoder={spec!r} is neither a model directory nor a model id; {known_forms()}."
-        )
-    return SentenceTransformerEncoder(spec, device=device)
+    return SentenceTransformerEncoder(model_location(spec, forms=known_forms()), device=device)
