@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,17 @@ class TrainingResult:
     trainable_columns: np.ndarray
     loss_curve: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _read_only_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory on the CPU, never written to.
+
+    Cached embeddings come as read-only arrays; copying them to silence
+    torch's warning would double the memory of a large world corpus.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array).to(device)
 
 
 def train_trainable_columns(
@@ -87,9 +99,9 @@ def train_trainable_columns(
     )
 
     with torch.no_grad():
-        columns = torch.from_numpy(task_columns).to(device)
-        task = torch.from_numpy(task_embeddings).to(device)
-        world = torch.from_numpy(world_embeddings).to(device)
+        columns = _read_only_tensor(task_columns, device)
+        task = _read_only_tensor(task_embeddings, device)
+        world = _read_only_tensor(world_embeddings, device)
         task_lse = task_logsumexp(task, columns, temperature)
         world_lse = task_logsumexp(world, columns, temperature)
 
