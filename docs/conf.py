@@ -25,6 +25,7 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = {"GL08"}
+numpydoc_validation_exclude = {r"\.__init__$", r"\.__sklearn_tags__$", r"\.__sklearn_clone__$"}
 
 # No network: cross-references to other projects are written as plain text.
 intersphinx_mapping: dict = {}
