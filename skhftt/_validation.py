@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 _BLOCK_ROWS = 16384
-# Encoders return unit rows up to float32 rounding; those are used as they are.
-_UNIT_TOLERANCE = 1e-4
+#: Rows whose L2 norm is within this of 1 are used as they are: encoders
+#: return unit rows up to float32 rounding.
+UNIT_TOLERANCE = 1e-4
 
 
 def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> np.ndarray:
@@ -26,7 +27,9 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
     Returns
     -------
     ndarray of shape (n_samples, dim), float32, rows of unit L2 norm.
-        ``X`` itself (no copy) when it already is float32 with unit rows.
+        ``X`` itself (no copy) when it already is float32 with unit rows;
+        otherwise rows further than ``UNIT_TOLERANCE`` from unit norm are
+        divided by their norm and the others kept as they are.
     """
     array = np.asarray(X)
     if array.dtype == object or not (
@@ -70,9 +73,13 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
             f"{name} contains {bad.size} all-zero row(s), first at row {bad[0]}; "
             "a zero vector has no direction in the embedding space."
         )
-    if np.abs(norms - 1.0).max() <= _UNIT_TOLERANCE:
+    # Per row, so that a row's embedding never depends on the rows beside it.
+    off_unit = np.abs(norms - 1.0) > UNIT_TOLERANCE
+    if not off_unit.any():
         return array
-    return array / norms[:, None].astype(np.float32)
+    result = array.copy()
+    result[off_unit] /= norms[off_unit, None].astype(np.float32)
+    return result
 
 
 def check_texts(texts: Iterable[object], *, name: str) -> list[str]:

@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from test_baselines import API_CHECKS
 
 from skhftt import image_baselines
+from skhftt._validation import check_embeddings
 from skhftt.image_baselines import (
     KNNDetector,
     MahalanobisDetector,
@@ -110,7 +111,7 @@ def test_knn_needs_enough_images(data):
 
 def _as_seen(X):
     """The rows exactly as every detector sees them: unit float32 (skhftt.inputs)."""
-    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32).astype(np.float64)
+    return check_embeddings(X).astype(np.float64)
 
 
 def _class_statistics(data):
