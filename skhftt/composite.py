@@ -41,15 +41,27 @@ class Concept:
     threshold : float, optional
         Probability ``P_in`` at which an input counts as matching; defaults to
         the detector's own (its ``offset_``).
+    log_odds_threshold : float, optional
+        The same threshold as log-odds, for thresholds beyond what a float
+        probability can hold (at T = 0.01, log-odds of 40 are a probability
+        that rounds to 1). Give one of ``threshold`` and
+        ``log_odds_threshold`` at most.
     """
 
     detector: HFTTDetector
     unwanted: Literal["match", "mismatch"] = "mismatch"
     threshold: float | None = None
+    log_odds_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and self.log_odds_threshold is not None:
+            raise ValueError("give a concept's threshold or its log_odds_threshold, not both.")
 
     @property
     def offset(self) -> float:
-        """The log-odds threshold."""
+        """The threshold on the log-odds that this concept applies."""
+        if self.log_odds_threshold is not None:
+            return float(self.log_odds_threshold)
         if self.threshold is None:
             return float(self.detector.offset_)
         return float(np.log(self.threshold) - np.log1p(-self.threshold))
@@ -218,7 +230,8 @@ class MultiConceptDetector:
             filename = f"concept_{index}.safetensors"
             save_detector(concept.detector, target / filename)
             manifest.append({"name": name, "file": filename, "unwanted": concept.unwanted,
-                             "threshold": concept.threshold})
+                             "threshold": concept.threshold,
+                             "log_odds_threshold": concept.log_odds_threshold})
         partial = target / f"{MANIFEST}.partial-{os.getpid()}"
         partial.write_text(json.dumps({"concepts": manifest}, indent=2))
         os.replace(partial, target / MANIFEST)
@@ -246,6 +259,7 @@ class MultiConceptDetector:
         entries = json.loads(manifest_path.read_text())["concepts"]
         return cls({
             entry["name"]: Concept(load_detector(source / entry["file"], encoder=encoder),
-                                   entry["unwanted"], entry["threshold"])
+                                   entry["unwanted"], entry["threshold"],
+                                   entry.get("log_odds_threshold"))
             for entry in entries
         })

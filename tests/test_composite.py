@@ -60,6 +60,18 @@ def test_inputs_are_encoded_once_for_all_concepts():
     assert "weapons" in report.triggered[1]
 
 
+def test_log_odds_offset_beyond_float_probabilities(precomputed_concepts):
+    keep, _, data = precomputed_concepts
+    X = np.vstack([data["in_test"], data["out_test"]])
+    scores = keep.score_samples(X)
+    cut = float(np.median(scores))
+    concept = Concept(keep, "mismatch", log_odds_threshold=cut)
+    report = MultiConceptDetector({"ood": concept}).score(X)
+    np.testing.assert_array_equal(report.remove, scores <= cut)
+    with pytest.raises(ValueError, match="threshold or its log_odds_threshold, not both"):
+        Concept(keep, threshold=0.5, log_odds_threshold=1.0)
+
+
 def test_detectors_from_different_spaces_are_refused(precomputed_concepts):
     keep, _, _ = precomputed_concepts
     texts = HFTTDetector(encoder=HashingEncoder(dim=32), random_state=0).fit(WORLD, ["a dog"])
@@ -81,7 +93,7 @@ def test_bad_concepts_are_named(precomputed_concepts):
 def test_save_load_and_joblib_round_trip(tmp_path, precomputed_concepts):
     keep, harm, data = precomputed_concepts
     multi = MultiConceptDetector({"ood": Concept(keep, "mismatch", threshold=0.3),
-                                  "harm": Concept(harm, "match")})
+                                  "harm": Concept(harm, "match", log_odds_threshold=2.5)})
     multi.save(tmp_path / "multi")
     loaded = MultiConceptDetector.load(tmp_path / "multi")
     X = data["out_test"]

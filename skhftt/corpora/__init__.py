@@ -12,6 +12,10 @@ everything images may show. This module provides both.
   80 CLIP prompt templates; :func:`imagenet_classes` and
   :func:`imagenet_templates` give the pieces.
 * :func:`templated_task` -- the same expansion for any list of class names.
+* :func:`low_quality_task` -- low-quality image detection as a task: ten
+  defects (blur, compression artifacts, noise, bad exposure, ...), each
+  with a few captions; :func:`corrupt_image` applies the same defects to
+  clean images and :func:`make_corruption_set` makes a labelled check set.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from skhftt.corpora._imagenet import (
     imagenet_templates,
     templated_task,
 )
+from skhftt.corpora._quality import (
+    CORRUPTIONS,
+    corrupt_image,
+    low_quality_task,
+    make_corruption_set,
+)
 from skhftt.corpora._readers import dedupe_texts, read_texts
 from skhftt.corpora._world import (
     WORLD_TEMPLATE,
@@ -32,14 +42,18 @@ from skhftt.corpora._world import (
 )
 
 __all__ = [
+    "CORRUPTIONS",
     "WORLD_TEMPLATE",
     "ImageNetClasses",
     "apply_template",
+    "corrupt_image",
     "dedupe_texts",
     "imagenet_classes",
     "imagenet_task",
     "imagenet_templates",
     "load_world_corpus",
+    "low_quality_task",
+    "make_corruption_set",
     "read_texts",
     "templated_task",
     "world_words",
