@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from skhftt._device import resolve_device
 
@@ -157,6 +158,26 @@ class TorchEncoder:
 
     def _load(self, revision: str | None) -> LoadedModel:
         raise NotImplementedError
+
+    def _batched_embed(
+        self,
+        items: list[Any],
+        *,
+        batch_size: int,
+        show_progress: bool,
+        kind: str,
+        embed_batch: Callable[[list[Any]], torch.Tensor],
+    ) -> np.ndarray:
+        """Run ``embed_batch`` over batches of ``items``; float32 unit rows."""
+        chunks = []
+        with self.inference_context():
+            for start in tqdm(
+                range(0, len(items), batch_size), disable=not show_progress, desc=f"{kind}s"
+            ):
+                chunks.append(embed_batch(items[start : start + batch_size]).float().cpu().numpy())
+        if not chunks:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return unit_rows(np.concatenate(chunks), what=f"{kind.lower()} embeddings")
 
     def _set_loaded(self, loaded: LoadedModel) -> None:
         self._model = loaded.model

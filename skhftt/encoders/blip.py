@@ -9,12 +9,11 @@ with :class:`transformers.BlipForImageTextRetrieval` and its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from skhftt.encoders._hub import load_pretrained, model_location
 from skhftt.encoders._torch import LoadedModel, TorchEncoder, unit_rows
@@ -115,26 +114,6 @@ class BlipEncoder(TorchEncoder):
         dim = int(model.text_proj.out_features)
         return LoadedModel(model=(model, processor), label=label, revision=found, dim=dim)
 
-    def _embed(
-        self,
-        items: list[Any],
-        *,
-        batch_size: int,
-        show_progress: bool,
-        kind: str,
-        embed_batch: Callable[[list[Any]], torch.Tensor],
-    ) -> np.ndarray:
-        """Run ``embed_batch`` over batches of ``items``; float32 unit rows."""
-        chunks = []
-        with self.inference_context():
-            for start in tqdm(
-                range(0, len(items), batch_size), disable=not show_progress, desc=f"{kind}s"
-            ):
-                chunks.append(embed_batch(items[start : start + batch_size]).float().cpu().numpy())
-        if not chunks:
-            return np.empty((0, self.dim), dtype=np.float32)
-        return unit_rows(np.concatenate(chunks), what=f"{kind.lower()} embeddings")
-
     def encode_text(
         self,
         texts: Sequence[str],
@@ -156,7 +135,7 @@ class BlipEncoder(TorchEncoder):
             ).last_hidden_state
             return model.text_proj(hidden[:, 0, :])
 
-        return self._embed(
+        return self._batched_embed(
             list(texts),
             batch_size=batch_size,
             show_progress=show_progress,
@@ -188,7 +167,7 @@ class BlipEncoder(TorchEncoder):
             pixels = image_processor(images=batch, return_tensors="pt")["pixel_values"]
             return self._image_features(pixels)
 
-        return self._embed(
+        return self._batched_embed(
             images,
             batch_size=batch_size,
             show_progress=show_progress,

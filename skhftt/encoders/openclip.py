@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from skhftt.encoders._hub import cached_commit, probe_hub
 from skhftt.encoders._torch import LoadedModel, TorchEncoder, unit_rows
@@ -186,20 +185,14 @@ class OpenCLIPEncoder(TorchEncoder):
         show_progress: bool = False,
     ) -> np.ndarray:
         """Embed texts; returns float32 ``(len(texts), dim)`` unit rows."""
-        texts = list(texts)
         model, _, tokenizer = self.model
-        chunks = []
-        with self.inference_context():
-            for start in tqdm(
-                range(0, len(texts), batch_size),
-                disable=not show_progress,
-                desc="Texts",
-            ):
-                tokens = tokenizer(texts[start : start + batch_size]).to(self._device)
-                chunks.append(model.encode_text(tokens, normalize=True).float().cpu().numpy())
-        if not chunks:
-            return np.empty((0, self.dim), dtype=np.float32)
-        return unit_rows(np.concatenate(chunks), what="text embeddings")
+
+        def embed_batch(batch: list[str]) -> torch.Tensor:
+            return model.encode_text(tokenizer(batch).to(self._device), normalize=True)
+
+        return self._batched_embed(list(texts), batch_size=batch_size,
+                                   show_progress=show_progress, kind="Text",
+                                   embed_batch=embed_batch)
 
     def encode_image(
         self,
@@ -209,23 +202,15 @@ class OpenCLIPEncoder(TorchEncoder):
         show_progress: bool = False,
     ) -> np.ndarray:
         """Embed PIL images; returns float32 ``(len(images), dim)`` unit rows."""
-        images = list(images)
         model, preprocess, _ = self.model
-        chunks = []
-        with self.inference_context():
-            for start in tqdm(
-                range(0, len(images), batch_size),
-                disable=not show_progress,
-                desc="Images",
-            ):
-                batch = torch.stack(
-                    [preprocess(image) for image in images[start : start + batch_size]]
-                )
-                features = model.encode_image(batch.to(self._device), normalize=True)
-                chunks.append(features.float().cpu().numpy())
-        if not chunks:
-            return np.empty((0, self.dim), dtype=np.float32)
-        return unit_rows(np.concatenate(chunks), what="image embeddings")
+
+        def embed_batch(batch: list[Any]) -> torch.Tensor:
+            pixels = torch.stack([preprocess(image) for image in batch]).to(self._device)
+            return model.encode_image(pixels, normalize=True)
+
+        return self._batched_embed(list(images), batch_size=batch_size,
+                                   show_progress=show_progress, kind="Image",
+                                   embed_batch=embed_batch)
 
     def pixel_transform(self) -> Any:
         """open_clip's image preprocessing: RGB PIL image -> ``(C, H, W)`` tensor."""
