@@ -19,7 +19,12 @@ from skhftt._device import resolve_device
 from skhftt.encoders.base import Encoder
 from skhftt.scoring.embeddings import Block, embedding_blocks
 from skhftt.scoring.images import describe, image_blocks
-from skhftt.scoring.output import ShardWriter, is_done, output_path, remove_partials
+from skhftt.scoring.output import (
+    ShardWriter,
+    is_done,
+    output_path,
+    remove_partials,
+)
 from skhftt.scoring.shards import DEFAULT_SHARD_SIZE, Shard, discover_shards
 
 DEFAULT_BLOCK_ROWS = 32768
@@ -60,12 +65,17 @@ class ShardScorer:
     detector : HFTTDetector, optional
         The fitted detector, used only to resolve and check its encoder for
         image shards.
+    concepts : MultiConceptDetector, optional
+        Set by :meth:`from_concepts`: ``head`` then scores every concept at
+        once and the outputs get one score and decision column per concept
+        (see :class:`ConceptShardWriter`).
     """
 
     head: Any
     offset: float
     fingerprint: str
     detector: Any = None
+    concepts: Any = None
 
     @classmethod
     def from_detector(cls, detector: Any, *, device: str | None = None) -> ShardScorer:
@@ -93,6 +103,30 @@ class ShardScorer:
         identity = detector.encoder_identity_
         offset = float(detector.offset_)
         return cls(head, offset, _digest_head(head, offset, identity), detector)
+
+    @classmethod
+    def from_concepts(cls, concepts: Any, *, device: str | None = None) -> ShardScorer:
+        """The scorer of a :class:`~skhftt.composite.MultiConceptDetector`.
+
+        Each input is embedded once, by the first concept's encoder, and
+        every concept's head is applied to that embedding in one pass.
+
+        Parameters
+        ----------
+        concepts : MultiConceptDetector
+            Fitted detectors of one embedding space, with their thresholds
+            and unwanted sides.
+        device : str, optional
+            Run the shared encoder here instead of on its ``device``.
+        """
+        first = cls.from_detector(concepts.detector, device=device)
+        digest = hashlib.sha256()
+        for name, concept in concepts.concepts.items():
+            part = cls.from_detector(concept.detector)
+            digest.update(repr((name, part.fingerprint, concept.unwanted,
+                                concept.offset)).encode())
+        head = _ConceptHeads(concepts, first.dim)
+        return cls(head, float("nan"), digest.hexdigest()[:32], first.detector, concepts)
 
     @property
     def dim(self) -> int:
@@ -128,6 +162,98 @@ class ShardScorer:
     def device(self) -> Any:
         """The device the encoder runs on."""
         return resolve_device(getattr(self.detector, "device", "cpu"))
+
+
+@dataclass(frozen=True)
+class _ConceptHeads:
+    """Every concept's head as one: ``log_odds`` gives one column per concept."""
+
+    concepts: Any
+    dim: int
+
+    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.concepts.log_odds(embeddings)
+
+
+class ConceptShardWriter(ShardWriter):
+    """A :class:`~skhftt.scoring.output.ShardWriter` for several concepts at once.
+
+    The output has columns ``id``, ``row``, then ``<name>_score`` (float64
+    log-odds) and ``<name>_decision`` (int8, +1 matches that concept's task)
+    for each concept, ``remove`` (bool: some concept flags the row as
+    unwanted), ``triggered`` (list of the names of the concepts that flag
+    it) and ``error``; scores, decisions, ``remove`` and ``triggered`` are
+    null for rows with an error.
+
+    Parameters
+    ----------
+    target : path
+        The final output file.
+    manifest : dict
+        Recorded in the footer, with the concepts added.
+    concepts : MultiConceptDetector
+        The concepts, their thresholds and unwanted sides.
+    row_group_rows : int, default=32768
+        Rows per row group.
+    """
+
+    def __init__(self, target: str | os.PathLike[str], manifest: dict[str, Any],
+                 concepts: Any, *, row_group_rows: int = DEFAULT_BLOCK_ROWS) -> None:
+        described = [{"name": name, "unwanted": concept.unwanted, "offset": concept.offset}
+                     for name, concept in concepts.concepts.items()]
+        super().__init__(target, {**manifest, "concepts": described},
+                         row_group_rows=row_group_rows)
+        self.concepts = concepts
+
+    def schema(self) -> Any:
+        """The columns of the output (see the class documentation)."""
+        import pyarrow as pa
+
+        per_concept = [
+            field
+            for name in self.concepts.names
+            for field in ((f"{name}_score", pa.float64()), (f"{name}_decision", pa.int8()))
+        ]
+        return pa.schema([
+            ("id", pa.string()), ("row", pa.int64()), *per_concept, ("remove", pa.bool_()),
+            ("triggered", pa.list_(pa.string())), ("error", pa.string()),
+        ])
+
+    def __enter__(self) -> ConceptShardWriter:
+        import pyarrow.parquet as pq
+
+        self._writer = pq.ParquetWriter(self.partial, self.schema(), compression="zstd")
+        return self
+
+    def write(self, ids: Any, scores: np.ndarray, offset: float,
+              errors: np.ndarray | None) -> None:
+        """Append rows: their ids, ``(n, n_concepts)`` log-odds, and errors."""
+        import pyarrow as pa
+
+        n = len(scores)
+        failed = np.zeros(n, bool) if errors is None else errors != None  # noqa: E711
+        report = self.concepts.report(np.nan_to_num(scores))
+        columns: list[Any] = [
+            pa.nulls(n, pa.string()) if ids is None else ids,
+            pa.array(np.arange(self.n_rows, self.n_rows + n, dtype=np.int64)),
+        ]
+        for j, concept in enumerate(self.concepts.concepts.values()):
+            decisions = np.where(scores[:, j] > concept.offset, 1, -1).astype(np.int8)
+            columns += [pa.array(scores[:, j], pa.float64(), mask=failed),
+                        pa.array(decisions, pa.int8(), mask=failed)]
+        triggered = [None if bad else names for bad, names in zip(failed, report.triggered,
+                                                                    strict=True)]
+        columns += [
+            pa.array(report.remove, pa.bool_(), mask=failed),
+            pa.array(triggered, pa.list_(pa.string())),
+            pa.nulls(n, pa.string()) if errors is None else pa.array(errors, pa.string()),
+        ]
+        self._pending.append(pa.Table.from_arrays(columns, schema=self.schema()))
+        self.n_rows += n
+        self.n_errors += int(failed.sum())
+        self._pending_rows += n
+        if self._pending_rows >= self.row_group_rows:
+            self._flush()
 
 
 @dataclass(frozen=True)
@@ -265,7 +391,11 @@ def score_shard(
     }
     target = output_path(output_dir, shard.name)
     blocks = _blocks(scorer, shard, batch_size, num_workers, block_rows)
-    with ShardWriter(target, manifest, row_group_rows=block_rows) as writer:
+    if scorer.concepts is None:
+        writer = ShardWriter(target, manifest, row_group_rows=block_rows)
+    else:
+        writer = ConceptShardWriter(target, manifest, scorer.concepts, row_group_rows=block_rows)
+    with writer:
         for block in blocks:
             scores = scorer.head.log_odds(block.embeddings)
             writer.write(block.ids, scores, scorer.offset, block.errors)
@@ -328,9 +458,12 @@ def score_shards(
 
     Parameters
     ----------
-    detector : HFTTDetector or ShardScorer
+    detector : HFTTDetector, MultiConceptDetector or ShardScorer
         A fitted detector. Image inputs need its encoder; embedding inputs
-        only its head.
+        only its head. A :class:`~skhftt.composite.MultiConceptDetector`
+        embeds each input once and writes one score and decision column per
+        concept, plus ``remove`` and ``triggered`` (see
+        :class:`ConceptShardWriter`).
     inputs : path, iterable of paths, or list of Shard
         Folders, list files, ``.tar``, ``.npy`` and ``.parquet`` shards,
         image files; or shards from :func:`discover_shards`.
@@ -370,9 +503,7 @@ def score_shards(
     _check_positive(batch_size=batch_size, num_workers=num_workers, block_rows=block_rows)
     if importlib.util.find_spec("pyarrow") is None:
         raise ImportError(f"score_shards writes parquet files with pyarrow: {INSTALL_HINT}")
-    scorer = detector if isinstance(detector, ShardScorer) else ShardScorer.from_detector(
-        detector, device=device
-    )
+    scorer = _scorer(detector, device)
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     shards = inputs if inputs and all(isinstance(s, Shard) for s in inputs) else discover_shards(
         inputs, kind=kind, shard_size=shard_size, embedding_column=embedding_column,
@@ -416,6 +547,16 @@ def score_shards(
     if report.failed:
         raise ScoringError(report)
     return report
+
+
+def _scorer(detector: Any, device: str | None) -> ShardScorer:
+    from skhftt.composite import MultiConceptDetector
+
+    if isinstance(detector, ShardScorer):
+        return detector
+    if isinstance(detector, MultiConceptDetector):
+        return ShardScorer.from_concepts(detector, device=device)
+    return ShardScorer.from_detector(detector, device=device)
 
 
 def _check_no_overwrite(shards: Sequence[Shard], folder: Path) -> None:

@@ -1,0 +1,33 @@
+"""The command-line and Dask examples run offline and print what they promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _run(name: str) -> str:
+    done = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_filter_folder():
+    out = _run("filter_folder.py")
+    assert "task columns:        3: flower, tree, garden" in out
+    assert "scored 9 rows (1 with errors) in 1 shard(s)" in out
+    assert "keep.txt: 4 image(s)\nremove.txt: 4 image(s)\nerrors.txt: 1 image(s)" in out
+
+
+def test_dask_embedding_shards():
+    pytest.importorskip("distributed")
+    out = _run("dask_embedding_shards.py")
+    assert "scored 4,000 rows (0 with errors) in 4 shard(s)" in out
+    assert "rerun: scored 0 rows (0 with errors) in 0 shard(s)" in out
+    assert "4 shard(s) already done" in out
