@@ -26,8 +26,12 @@ def test_filter_folder():
 
 
 def test_dask_embedding_shards():
-    pytest.importorskip("distributed")
     out = _run("dask_embedding_shards.py")
     assert "scored 4,000 rows (0 with errors) in 4 shard(s)" in out
     assert "rerun: scored 0 rows (0 with errors) in 0 shard(s)" in out
     assert "4 shard(s) already done" in out
+
+
+@pytest.mark.parametrize("script", ["tune_on_images.py", "compare_baselines.py"])
+def test_evaluation_examples(script):
+    assert "FPR95" in _run(script)
