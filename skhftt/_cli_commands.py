@@ -444,7 +444,7 @@ def add_explain(commands: Any) -> None:
         "  skhftt explain emb.joblib embeddings.npy --world texts.txt --world-embeddings "
         "texts.npy\n",
     )
-    parser.add_argument("paths", metavar="DETECTOR [INPUT]", nargs="+",
+    parser.add_argument("paths", metavar="PATH", nargs="+",
                         help="fitted detector file, then any inputs to explain: image files, "
                              "image folders, or .npy files of embeddings")
     _add_world_options(parser, default="default: 10000")
