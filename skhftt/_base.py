@@ -23,9 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from skhftt._validation import check_embeddings, check_texts, is_string_sequence
 from skhftt.encoders.base import Encoder
-from skhftt.encoders.cache import encode_texts
 from skhftt.encoders.registry import PRECOMPUTED
-from skhftt.inputs import to_embeddings
+from skhftt.inputs import Texts, to_embeddings
 from skhftt.task import TaskItems, parse_task, task_columns
 
 
@@ -115,10 +114,7 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         dim = task_embeddings.shape[1]
         world_embeddings = self._embed_world(world, encoder, dim=dim) if need_world else None
         self.task_names_ = list(task.names)
-        self.embedding_dim_ = int(dim)
-        self.encoder_identity_ = None if encoder is None else str(encoder.identity)
-        if encoder is None:
-            self.n_features_in_ = self.embedding_dim_
+        self._set_space(encoder, dim)
         return FitData(
             task_embeddings=task_embeddings,
             task_columns=task_columns(task_embeddings, task.owners, len(task.names)),
@@ -126,6 +122,13 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             world_embeddings=world_embeddings,
             encoder=encoder,
         )
+
+    def _set_space(self, encoder: Encoder | None, dim: int) -> None:
+        """Record the embedding space fitted in: width, encoder identity."""
+        self.embedding_dim_ = int(dim)
+        self.encoder_identity_ = None if encoder is None else str(encoder.identity)
+        if encoder is None:
+            self.n_features_in_ = self.embedding_dim_
 
     def _resolve_encoder(self) -> Encoder | None:
         from skhftt.encoders import resolve_encoder
@@ -153,19 +156,16 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         return world, parse_task(task, templates=self.templates)
 
     def _encode_fit_texts(self, texts: list[str], encoder: Encoder | None, name: str):
-        if encoder is None:
-            raise TypeError(
-                f"{name} contains texts, but encoder='precomputed' expects embeddings; "
-                "pass arrays of embeddings or choose a model as encoder."
-            )
-        embeddings = encode_texts(
-            encoder,
-            texts,
+        # Texts() keeps fit's texts texts, whatever the path rule of inputs says.
+        return to_embeddings(
+            Texts(texts),
+            encoder=encoder,
+            dim=None,
             batch_size=self.encode_batch_size,
             show_progress=self.verbose >= 1,
             cache_dir=self.cache_dir,
+            name=name,
         )
-        return check_embeddings(embeddings, name=f"embeddings of {name}")
 
     def _embed_task(self, task: TaskItems, encoder: Encoder | None) -> np.ndarray:
         if task.are_texts:

@@ -260,6 +260,7 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None) -> Sc
     """
     import pyarrow.parquet as pq
 
+    from skhftt.filtering import removal_mask
     from skhftt.scoring import read_manifest
 
     ids, oriented, flagged, failed = [], [], [], []
@@ -287,7 +288,7 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None) -> Sc
         else:
             decision = np.array(table[score], dtype=np.float64) - offset
             values = decision if side == "match" else -decision
-            removed = (values > 0 if side == "match" else values >= 0) & ~bad
+            removed = removal_mask(values, method="probability", unwanted=side) & ~bad
         ids += [name if name is not None else f"{path.stem}:{row}"
                 for name, row in zip(table["id"], table["row"], strict=True)]
         oriented.append(values)
@@ -298,27 +299,24 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None) -> Sc
 
 
 def _removal(args: argparse.Namespace, table: ScoreTable) -> np.ndarray:
-    from skhftt.thresholds import conformal_fdr, threshold_at_tpr, threshold_for_fraction
+    from skhftt.filtering import removal_mask
 
-    ok = ~table.failed
-    remove = np.zeros(len(table.ids), dtype=bool)
     if args.method == "probability":
         return table.flagged
+    ok = ~table.failed
     scores = table.oriented[ok]
     if np.isnan(scores).any():
         raise ValueError(f"--method {args.method} needs one score per row: for composite "
                          "scores, pick a detector with --concept NAME.")
-    if args.method == "fraction":
-        remove[ok] = scores > threshold_for_fraction(scores, args.fraction)
-        return remove
-    if args.calibration is None:
-        raise ValueError(f"--method {args.method} needs --calibration CLEAN_SCORES.")
-    clean = read_scores(args.calibration, unwanted=args.unwanted, concept=args.concept)
-    calibration = clean.oriented[~clean.failed]
-    if args.method == "tpr":
-        remove[ok] = scores > threshold_at_tpr(calibration, args.tpr)
-    else:
-        remove[ok] = conformal_fdr(calibration, scores, args.alpha)
+    calibration = None
+    if args.method in ("tpr", "fdr"):
+        if args.calibration is None:
+            raise ValueError(f"--method {args.method} needs --calibration CLEAN_SCORES.")
+        clean = read_scores(args.calibration, unwanted=args.unwanted, concept=args.concept)
+        calibration = clean.oriented[~clean.failed]
+    remove = np.zeros(len(table.ids), dtype=bool)
+    remove[ok] = removal_mask(scores, method=args.method, calibration_scores=calibration,
+                              alpha=args.alpha, tpr=args.tpr, fraction=args.fraction)
     return remove
 
 

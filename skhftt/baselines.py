@@ -39,10 +39,10 @@ from sklearn.utils.validation import check_random_state
 
 from skhftt._base import BaseTextDetector
 from skhftt.encoders.base import Encoder
+from skhftt.encoders.registry import DEFAULT_ENCODER
 
 __all__ = ["EnergyDetector", "MCMDetector", "MaxLogitDetector", "NegLabelDetector"]
 
-_DEFAULT_ENCODER = "openai/clip-vit-base-patch16"
 # Logit entries (float64) per scoring block: bounds memory for any number of columns.
 _BLOCK_ENTRIES = 1 << 22
 
@@ -104,7 +104,7 @@ class _SimilarityDetector(_BlockScoredDetector):
     def __init__(
         self,
         *,
-        encoder: str | Encoder = _DEFAULT_ENCODER,
+        encoder: str | Encoder = DEFAULT_ENCODER,
         temperature: float = 1.0,
         templates: Sequence[str] | None = None,
         threshold: float = 0.0,
@@ -438,7 +438,7 @@ class NegLabelDetector(_BlockScoredDetector):
     def __init__(
         self,
         *,
-        encoder: str | Encoder = _DEFAULT_ENCODER,
+        encoder: str | Encoder = DEFAULT_ENCODER,
         n_negatives: int | float = 10000,
         percentile: float = 95.0,
         n_groups: int = 100,

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_random_state
 from skhftt._base import BaseTextDetector
 from skhftt._device import resolve_device
 from skhftt.encoders.base import Encoder
+from skhftt.encoders.registry import DEFAULT_ENCODER
 from skhftt.head import HFTTHead
 from skhftt.training import train_trainable_columns
 
@@ -178,7 +179,7 @@ class HFTTDetector(BaseTextDetector):
     def __init__(
         self,
         *,
-        encoder: str | Encoder = "openai/clip-vit-base-patch16",
+        encoder: str | Encoder = DEFAULT_ENCODER,
         n_embeddings: int = 10,
         temperature: float = 0.01,
         gamma: float = 1.0,

@@ -114,13 +114,15 @@ def explain_scores(detector: HFTTDetector, X: object) -> ScoreExplanation:
     ScoreExplanation
     """
     embeddings = detector.embed(X)
-    logits = detector.head_.logits(embeddings).astype(np.float64)
+    logits = detector.head_.logits(embeddings)
+    scores = detector.head_.log_odds_of_logits(logits)
+    logits = logits.astype(np.float64)
     best = logits.argmax(axis=1)
     peak = logits[np.arange(len(best)), best]
     share = 1.0 / np.exp(logits - peak[:, None]).sum(axis=1)
     names = list(detector.task_names_) + learned_column_names(detector)
     return ScoreExplanation(
-        scores=detector.head_.log_odds(embeddings),
+        scores=scores,
         column=[names[i] for i in best],
         is_task_column=best < detector.head_.n_task_columns,
         share=share,

@@ -49,6 +49,44 @@ def unwanted_scores(
     return decision if unwanted == "match" else -decision
 
 
+def removal_mask(
+    scores: object,
+    *,
+    method: Literal["probability", "tpr", "fraction", "fdr"],
+    unwanted: Literal["match", "mismatch"] = "mismatch",
+    calibration_scores: object = None,
+    alpha: float = 0.1,
+    tpr: float = 0.95,
+    fraction: float = 0.1,
+) -> np.ndarray:
+    """Apply one removal rule to oriented scores (higher = more unwanted).
+
+    The model-free core of :class:`RemovalRule`, for scores already on disk
+    (``skhftt filter``). ``scores`` for ``"probability"`` are the oriented
+    decision values, so 0 is the detector's own threshold; an input exactly
+    at it is +1 (matches the task), hence removed only when ``unwanted`` is
+    ``"mismatch"``. ``"tpr"`` and ``"fdr"`` need ``calibration_scores`` of
+    clean samples, oriented the same way.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), bool
+        True for the inputs to remove.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
+    values = np.asarray(scores, dtype=np.float64)
+    if method == "probability":
+        return values > 0 if unwanted == "match" else values >= 0
+    if method == "fraction":
+        return values > threshold_for_fraction(values, fraction)
+    if calibration_scores is None:
+        raise ValueError(f"method={method!r} needs the scores of clean calibration samples.")
+    if method == "tpr":
+        return values > threshold_at_tpr(calibration_scores, tpr)
+    return conformal_fdr(calibration_scores, values, alpha)
+
+
 class RemovalRule:
     """A removal rule on top of a fitted detector.
 
@@ -131,19 +169,20 @@ class RemovalRule:
 
     def remove_scores(self, scores: np.ndarray) -> np.ndarray:
         """Removal mask for oriented scores (higher = more unwanted)."""
-        scores = np.asarray(scores, dtype=np.float64)
-        if self.method == "probability":
-            return scores > 0 if self.unwanted == "match" else scores >= 0
-        if self.method == "fraction":
-            return scores > threshold_for_fraction(scores, self.fraction)
-        if not hasattr(self, "calibration_scores_"):
+        if self.method in ("tpr", "fdr") and not hasattr(self, "calibration_scores_"):
             raise ValueError(
                 f"method={self.method!r} needs clean calibration samples: call "
                 "calibrate(X_clean) first."
             )
-        if self.method == "tpr":
-            return scores > self.threshold_
-        return conformal_fdr(self.calibration_scores_, scores, self.alpha)
+        return removal_mask(
+            scores,
+            method=self.method,
+            unwanted=self.unwanted,
+            calibration_scores=getattr(self, "calibration_scores_", None),
+            alpha=self.alpha,
+            tpr=self.tpr,
+            fraction=self.fraction,
+        )
 
     def remove(self, X: object) -> np.ndarray:
         """Boolean mask: True for the inputs to remove.

@@ -57,6 +57,11 @@ class HFTTHead:
         """``[x W^T, x V^T] / T`` for a block of embeddings, float32 (n, C + K)."""
         return embeddings.astype(np.float32, copy=False) @ self._scaled_columns_t()
 
+    def log_odds_of_logits(self, logits: np.ndarray) -> np.ndarray:
+        """``log P_in - log P_out`` from logits as :meth:`logits` returns them."""
+        n_task = self.n_task_columns
+        return logsumexp_rows(logits[:, :n_task]) - logsumexp_rows(logits[:, n_task:])
+
     def log_odds(
         self, embeddings: np.ndarray, *, block_rows: int = _DEFAULT_BLOCK_ROWS
     ) -> np.ndarray:
@@ -71,12 +76,8 @@ class HFTTHead:
         ndarray of shape (n,), float64
         """
         scaled_t = self._scaled_columns_t()
-        n_task = self.n_task_columns
         scores = np.empty(embeddings.shape[0], dtype=np.float64)
         for start in range(0, embeddings.shape[0], block_rows):
             block = embeddings[start : start + block_rows].astype(np.float32, copy=False)
-            logits = block @ scaled_t
-            scores[start : start + block.shape[0]] = logsumexp_rows(
-                logits[:, :n_task]
-            ) - logsumexp_rows(logits[:, n_task:])
+            scores[start : start + block.shape[0]] = self.log_odds_of_logits(block @ scaled_t)
         return scores

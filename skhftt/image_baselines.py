@@ -40,11 +40,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from skhftt._base import BaseTextDetector
 from skhftt.baselines import _BLOCK_ENTRIES, _BlockScoredDetector
 from skhftt.encoders.base import Encoder
+from skhftt.encoders.registry import DEFAULT_ENCODER
 from skhftt.inputs import to_embeddings
 
 __all__ = ["KNNDetector", "MSPDetector", "MahalanobisDetector", "kth_neighbour_similarity"]
 
-_DEFAULT_ENCODER = "openai/clip-vit-base-patch16"
 # Columns of the similarity matrix held per query block in the k-NN search.
 _REFERENCE_BLOCK = 4096
 
@@ -160,10 +160,7 @@ class _ImageFittedDetector(_BlockScoredDetector):
             show_progress=self.verbose >= 1,
             cache_dir=self.cache_dir,
         )
-        self.embedding_dim_ = int(embeddings.shape[1])
-        self.encoder_identity_ = None if encoder is None else str(encoder.identity)
-        if encoder is None:
-            self.n_features_in_ = self.embedding_dim_
+        self._set_space(encoder, embeddings.shape[1])
         return embeddings
 
     @available_if(_fit_predict_unavailable)
@@ -306,7 +303,7 @@ class MSPDetector(_ImageFittedDetector):
     def __init__(
         self,
         *,
-        encoder: str | Encoder = _DEFAULT_ENCODER,
+        encoder: str | Encoder = DEFAULT_ENCODER,
         C: float = 1.0,
         max_iter: int = 1000,
         threshold: float = 0.5,
@@ -481,7 +478,7 @@ class MahalanobisDetector(_ImageFittedDetector):
     def __init__(
         self,
         *,
-        encoder: str | Encoder = _DEFAULT_ENCODER,
+        encoder: str | Encoder = DEFAULT_ENCODER,
         shrinkage: str | float = "auto",
         threshold: float = 0.0,
         encode_batch_size: int = 256,
@@ -627,7 +624,7 @@ class KNNDetector(_ImageFittedDetector):
     def __init__(
         self,
         *,
-        encoder: str | Encoder = _DEFAULT_ENCODER,
+        encoder: str | Encoder = DEFAULT_ENCODER,
         n_neighbors: int = 10,
         threshold: float = 0.0,
         encode_batch_size: int = 256,
