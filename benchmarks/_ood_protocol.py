@@ -24,10 +24,15 @@ import numpy as np
 from sklearn.base import clone
 
 from skhftt import HFTTDetector
-from skhftt.baselines import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
-from skhftt.encoders.cache import encode_texts
-from skhftt.image_baselines import KNNDetector, MahalanobisDetector, MSPDetector
-from skhftt.metrics import ood_metrics
+from skhftt.detectors.image_fitted import KNNDetector, MahalanobisDetector, MSPDetector
+from skhftt.detectors.zero_shot import (
+    EnergyDetector,
+    MaxLogitDetector,
+    MCMDetector,
+    NegLabelDetector,
+)
+from skhftt.embedding.cache import encode_texts
+from skhftt.evaluation.metrics import ood_metrics
 
 TEXT_METHODS = ("HFTT", "MCM", "MaxLogit", "Energy", "NegLabel")
 IMAGE_METHODS = ("MSP", "Mahalanobis", "KNN")  # fitted on in-distribution images
@@ -170,7 +175,7 @@ def run(
     dict
         ``{method: {"fit_seconds": [...], "uses_id_images": bool,
         "metrics": {dataset: [row per seed]}}}`` where a row is
-        :func:`skhftt.metrics.ood_metrics`' dict.
+        :func:`skhftt.evaluation.metrics.ood_metrics`' dict.
     """
     results = {}
     for name, detector in detectors.items():
@@ -198,7 +203,7 @@ def run(
 
 
 def _metrics(scores_in: np.ndarray, scores_out: np.ndarray) -> dict[str, float]:
-    """:func:`~skhftt.metrics.ood_metrics` of in- against out-of-distribution scores."""
+    """:func:`~skhftt.evaluation.metrics.ood_metrics` of in- against out-of-distribution scores."""
     y = np.r_[np.ones(len(scores_in)), np.zeros(len(scores_out))]
     return ood_metrics(y, np.r_[scores_in, scores_out])
 

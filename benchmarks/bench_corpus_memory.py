@@ -2,13 +2,13 @@
 
 Encodes the bundled world corpus (292,073 prompts) with a fake 768-d encoder
 (random unit rows, no model, so that only skhftt's own memory is measured)
-through ``skhftt.encoders.cache.encode_texts``, once per cache mode, each in
+through ``skhftt.embedding.cache.encode_texts``, once per cache mode, each in
 a fresh process:
 
 * ``memory``: the in-process cache (the default);
 * ``disk``: an on-disk cache in a temporary folder (memory-mapped shards);
 * ``memory+validate``: the in-process cache followed by the detector's input
-  check (``skhftt._validation.check_embeddings``), as ``fit`` runs it today.
+  check (``skhftt.space.validation.check_embeddings``), as ``fit`` runs it today.
 
 For each it reports the size of the float32 matrix, the peak of
 Python-tracked allocations during the call (tracemalloc, which sees numpy
@@ -59,9 +59,9 @@ def peak_rss_bytes() -> int:
 
 
 def measure(mode: str, n_words: int | None, dim: int) -> dict[str, object]:
-    from skhftt._validation import check_embeddings
     from skhftt.corpora import load_world_corpus
-    from skhftt.encoders.cache import encode_texts
+    from skhftt.embedding.cache import encode_texts
+    from skhftt.space.validation import check_embeddings
 
     texts = load_world_corpus(n_words)
     encoder = RandomEncoder(dim)

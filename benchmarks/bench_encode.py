@@ -6,7 +6,7 @@ the FLOPs of the real model) as a model directory, loads it through
 JPEG files of varied sizes made from the scikit-learn / scikit-image sample
 photographs, and times, in one process:
 
-* end to end: ``skhftt.inputs.to_embeddings(paths, ...)``: decoding (in
+* end to end: ``skhftt.embedding.inputs.to_embeddings(paths, ...)``: decoding (in
   threads, one chunk ahead), RGB conversion, the model's own preprocessing
   and the forward pass, through sentence-transformers;
 * forward only: the same model's ``get_image_features`` on ready
@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from skhftt.encoders import SentenceTransformerEncoder
-from skhftt.inputs import load_image, to_embeddings
+from skhftt.embedding.encoders import SentenceTransformerEncoder
+from skhftt.embedding.inputs import load_image, to_embeddings
 from skhftt.testing import build_random_clip, sample_images
 
 

@@ -44,9 +44,9 @@ import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skhftt.corpora import imagenet_classes, load_world_corpus
-from skhftt.detector import HFTTDetector
-from skhftt.encoders import resolve_encoder
-from skhftt.encoders.cache import clear_embedding_cache
+from skhftt.detectors.hftt import HFTTDetector
+from skhftt.embedding.cache import clear_embedding_cache
+from skhftt.embedding.encoders import resolve_encoder
 
 GRID = {
     "n_embeddings": [5, 10],

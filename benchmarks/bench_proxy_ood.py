@@ -46,8 +46,8 @@ import numpy as np
 from _ood_protocol import add_protocol_arguments, embed_task, log, make_detectors, report, run
 
 from skhftt.corpora import imagenet_classes, imagenet_task, imagenet_templates, load_world_corpus
-from skhftt.encoders import resolve_encoder
-from skhftt.encoders.cache import encode_texts
+from skhftt.embedding.cache import encode_texts
+from skhftt.embedding.encoders import resolve_encoder
 
 OOD_ROOTS = {
     "Plants": ["00017222"],

@@ -46,7 +46,7 @@ import numpy as np
 import psutil
 
 from skhftt import HFTTDetector
-from skhftt.scoring import ShardScorer, discover_shards, score_shard, score_shards
+from skhftt.batch import ShardScorer, discover_shards, score_shard, score_shards
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

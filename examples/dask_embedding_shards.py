@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from skhftt import HFTTDetector
-from skhftt.scoring import score_shards
+from skhftt.batch import score_shards
 
 DIM = 32
 

@@ -9,7 +9,7 @@ HFTT against a world corpus, and remove the images that match the task (the
 To see how well it works, the script builds a labelled check set: clean
 photographs (the scikit-learn and scikit-image samples, or ``--images``)
 and copies of them with each synthetic defect
-(:func:`skhftt.corpora.make_corruption_set`). It compares HFTT with the zero-shot
+(:func:`skhftt.evaluation.make_corruption_set`). It compares HFTT with the zero-shot
 baselines fitted on the same task (y = 1 for a corrupted image, the task's
 side) and shows, per defect, the share of images HFTT flags::
 
@@ -32,16 +32,21 @@ from pathlib import Path
 import numpy as np
 
 from skhftt import HFTTDetector
-from skhftt.baselines import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
 from skhftt.corpora import (
     CORRUPTIONS,
     load_world_corpus,
     low_quality_task,
     make_corruption_set,
 )
-from skhftt.encoders import DEFAULT_ENCODER, EncoderUnavailableError
-from skhftt.inputs import IMAGE_EXTENSIONS
-from skhftt.metrics import ood_metrics
+from skhftt.detectors.zero_shot import (
+    EnergyDetector,
+    MaxLogitDetector,
+    MCMDetector,
+    NegLabelDetector,
+)
+from skhftt.embedding.encoders import DEFAULT_ENCODER, EncoderUnavailableError
+from skhftt.embedding.inputs import IMAGE_EXTENSIONS
+from skhftt.evaluation.metrics import ood_metrics
 from skhftt.testing import sample_images
 
 

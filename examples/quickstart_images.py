@@ -29,8 +29,8 @@ import numpy as np
 
 from skhftt import HFTTDetector
 from skhftt.corpora import load_world_corpus, read_texts
-from skhftt.encoders import DEFAULT_ENCODER, EncoderUnavailableError
-from skhftt.inputs import IMAGE_EXTENSIONS
+from skhftt.embedding.encoders import DEFAULT_ENCODER, EncoderUnavailableError
+from skhftt.embedding.inputs import IMAGE_EXTENSIONS
 from skhftt.testing import write_sample_images
 
 DEFAULT_TASK = [

@@ -6,7 +6,7 @@ the -1s), screenshots and scanned documents (the task describes what to
 *remove*: the +1s), and low-quality images (the built-in
 :func:`skhftt.corpora.low_quality_task`, also +1s). Three detectors are
 fitted from text alone and combined by
-:class:`skhftt.composite.MultiConceptDetector`, which encodes every input
+:class:`skhftt.detectors.composite.MultiConceptDetector`, which encodes every input
 once and applies all three heads. Each concept's threshold is set from a few
 known-clean inputs: the default, ``P_in > 0.5``, is a probability learned
 from texts and is not calibrated on other inputs.
@@ -26,9 +26,9 @@ import os
 import numpy as np
 
 from skhftt import HFTTDetector
-from skhftt.composite import Concept, MultiConceptDetector
 from skhftt.corpora import load_world_corpus, low_quality_task
-from skhftt.inputs import Texts
+from skhftt.detectors.composite import Concept, MultiConceptDetector
+from skhftt.embedding.inputs import Texts
 
 PETS = {
     "dog": ["a photo of a dog.", "a puppy playing in the garden.", "a dog on a leash."],

@@ -1,7 +1,7 @@
 """Tune HFTT on a small labelled image set while cross-validating on texts.
 
 ``GridSearchCV`` splits the texts (the PU form ``fit(texts, y)``: y = 1 for
-task texts, 0 for world texts) and :class:`skhftt.metrics.HeldOutScorer`
+task texts, 0 for world texts) and :class:`skhftt.evaluation.metrics.HeldOutScorer`
 scores every fitted candidate on the same held-out labelled images, so the
 hyperparameters are chosen by image-side FPR@95. A separate test set of
 images reports the result.
@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skhftt import HFTTDetector
-from skhftt.metrics import HeldOutScorer, ood_metrics
+from skhftt.evaluation.metrics import HeldOutScorer, ood_metrics
 
 DIM, N_CLASSES, PROMPTS_PER_CLASS, N_WORLD = 64, 6, 8, 3000
 

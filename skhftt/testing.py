@@ -10,7 +10,7 @@ measure throughput, never accuracy.
 Examples
 --------
 >>> import tempfile
->>> from skhftt.encoders import resolve_encoder
+>>> from skhftt.embedding.encoders import resolve_encoder
 >>> from skhftt.testing import build_tiny_clip
 >>> path = build_tiny_clip(tempfile.mkdtemp())  # doctest: +SKIP
 >>> encoder = resolve_encoder(path, device="cpu")  # doctest: +SKIP

@@ -12,7 +12,7 @@ from _synthetic import unit
 from PIL import Image
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
+from skhftt.embedding.encoders.hashing import HashingEncoder
 
 DIM = 16
 WORLD = [f"a photo of a {word}" for word in "dog car tree road bus lamp cup hat".split()]

@@ -91,7 +91,7 @@ def counting_encoder() -> CountingTextEncoder:
 @pytest.fixture
 def restore_cache_limits() -> Iterator[None]:
     """Undo set_cache_limits() calls made by a test."""
-    from skhftt.encoders import cache
+    from skhftt.embedding import cache
 
     saved = dict(cache._limit_overrides)
     yield
@@ -115,7 +115,7 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clip(tiny_clip_dir: Path) -> Any:
     """The tiny CLIP loaded through resolve_encoder, as a Hub id would be."""
-    from skhftt.encoders import resolve_encoder
+    from skhftt.embedding.encoders import resolve_encoder
 
     return resolve_encoder(tiny_clip_dir, device="cpu")
 

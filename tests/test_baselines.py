@@ -19,9 +19,14 @@ from sklearn.utils.estimator_checks import (
 )
 
 from skhftt import HFTTDetector
-from skhftt.baselines import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
-from skhftt.encoders.hashing import HashingEncoder
-from skhftt.metrics import auroc
+from skhftt.detectors.zero_shot import (
+    EnergyDetector,
+    MaxLogitDetector,
+    MCMDetector,
+    NegLabelDetector,
+)
+from skhftt.embedding.encoders.hashing import HashingEncoder
+from skhftt.evaluation.metrics import auroc
 
 BASELINES = [MCMDetector, MaxLogitDetector, EnergyDetector, NegLabelDetector]
 

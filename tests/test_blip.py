@@ -18,9 +18,14 @@ from PIL import Image
 from sklearn.base import clone
 
 from skhftt import HFTTDetector
-from skhftt.encoders import EncoderUnavailableError, clear_cache, list_backends, resolve_encoder
-from skhftt.encoders.blip import BlipEncoder, blip_from_spec
-from skhftt.image_baselines import KNNDetector
+from skhftt.detectors.image_fitted import KNNDetector
+from skhftt.embedding.encoders import (
+    EncoderUnavailableError,
+    clear_cache,
+    list_backends,
+    resolve_encoder,
+)
+from skhftt.embedding.encoders.blip import BlipEncoder, blip_from_spec
 
 WORDS = "a photo of the this is cat dog car tree red blue small big animal vehicle".split()
 TEXTS = ["a photo of a cat", "a red car", "this is a big tree", "dog"]
@@ -193,7 +198,7 @@ def test_hub_id_loads_from_the_local_cache(blip, blip_dir, tmp_path):
         """
         import sys
         import numpy as np
-        from skhftt.encoders.blip import blip_from_spec
+        from skhftt.embedding.encoders.blip import blip_from_spec
 
         encoder = blip_from_spec("skhftt-tests/tiny-blip", "cpu")
         print(encoder.identity)

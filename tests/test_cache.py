@@ -16,8 +16,8 @@ from conftest import CountingTextEncoder
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skhftt.corpora import load_world_corpus
-from skhftt.encoders import cache
-from skhftt.encoders.cache import (
+from skhftt.embedding import cache
+from skhftt.embedding.cache import (
     clear_embedding_cache,
     encode_texts,
     get_cache_limits,
@@ -378,7 +378,7 @@ def _grid_data() -> tuple[list[str], np.ndarray]:
 
 
 def _grid_search(encoder: CountingTextEncoder, n_jobs: int, cache_dir) -> GridSearchCV:
-    from skhftt.detector import HFTTDetector
+    from skhftt.detectors.hftt import HFTTDetector
 
     detector = HFTTDetector(encoder=encoder, cache_dir=cache_dir, random_state=0)
     grid = {

@@ -14,7 +14,7 @@ from _scoring_data import DIM, WORLD, hashing_detector, precomputed_detector, wr
 from _synthetic import unit
 
 from skhftt.cli import main
-from skhftt.persistence import save_detector
+from skhftt.detectors.persistence import save_detector
 
 
 def _skhftt(*args):

@@ -22,7 +22,7 @@ from _scoring_data import (
 )
 
 from skhftt.cli import build_parser, main
-from skhftt.persistence import save_detector
+from skhftt.detectors.persistence import save_detector
 
 
 def _skhftt(*args, module="skhftt"):

@@ -6,8 +6,8 @@ import pytest
 from _synthetic import make_task_world
 
 from skhftt import HFTTDetector
-from skhftt.composite import Concept, MultiConceptDetector
-from skhftt.encoders.hashing import HashingEncoder
+from skhftt.detectors.composite import Concept, MultiConceptDetector
+from skhftt.embedding.encoders.hashing import HashingEncoder
 
 WORDS = "apple banana cherry car bus train dog cat horse river lake sea knife sword".split()
 WORLD = [f"This is a photo of a {w}." for w in WORDS] + [f"a {a} and a {b}" for a in WORDS

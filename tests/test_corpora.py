@@ -282,7 +282,7 @@ def test_read_texts_rejects_bad_sources(tmp_path):
 def test_fit_without_a_world_corpus_uses_the_bundled_one():
     from conftest import CountingTextEncoder
 
-    from skhftt.detector import HFTTDetector
+    from skhftt.detectors.hftt import HFTTDetector
 
     encoder = CountingTextEncoder(dim=8)
     task = ["a photo of a cat", "a photo of a dog"]

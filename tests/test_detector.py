@@ -7,7 +7,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
+from skhftt.embedding.encoders.hashing import HashingEncoder
 
 WORDS = (
     "apple banana car dog house tree river mountain computer phone chair table "

@@ -23,9 +23,9 @@ from _scoring_data import (
 )
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
-from skhftt.scoring import ScoringError, ShardScorer, score_shards
-from skhftt.scoring.embeddings import unit_block
+from skhftt.batch import ScoringError, ShardScorer, score_shards
+from skhftt.batch.embeddings import unit_block
+from skhftt.embedding.encoders.hashing import HashingEncoder
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -101,7 +101,7 @@ def test_image_shards_load_the_encoder_once_per_worker(tmp_path, client, tiny_cl
         )
 
     def loaded_models():
-        from skhftt.encoders import _torch
+        from skhftt.embedding.encoders import _torch
 
         return len({id(loaded.model) for loaded in _torch._MODELS.values()})
 

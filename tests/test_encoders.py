@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from sklearn.base import clone
 
-from skhftt.encoders import (
+from skhftt.embedding.encoders import (
     DEFAULT_ENCODER,
     Encoder,
     EncoderUnavailableError,
@@ -271,7 +271,7 @@ def test_hub_id_loads_from_the_local_cache(tiny_clip, tiny_clip_dir, tmp_path):
         """
         import sys
         import numpy as np
-        from skhftt.encoders import resolve_encoder
+        from skhftt.embedding.encoders import resolve_encoder
 
         encoder = resolve_encoder("skhftt-tests/tiny-clip", device="cpu")
         print(encoder.identity)
@@ -299,35 +299,3 @@ def test_hub_id_loads_from_the_local_cache(tiny_clip, tiny_clip_dir, tmp_path):
     )
     np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
 
-
-# ------------------------------------------------------------- open_clip
-
-
-def _open_clip_or_reason():
-    try:
-        import open_clip
-    except Exception as exc:
-        return None, f"open_clip does not import here ({type(exc).__name__}: {exc})"
-    return open_clip, ""
-
-
-@pytest.mark.skipif(
-    _open_clip_or_reason()[0] is None,
-    reason="open_clip is the optional extra skhftt[openclip] and needs a torchvision "
-    "built for the installed torch; " + _open_clip_or_reason()[1],
-)
-def test_open_clip_random_init(sample_arrays):
-    from skhftt.encoders import OpenCLIPEncoder
-
-    encoder = OpenCLIPEncoder("ViT-B-32", pretrained=None, device="cpu")
-    assert re.fullmatch(r"open_clip:ViT-B-32/random-init@sha256:[0-9a-f]{16}", encoder.identity)
-    texts = encoder.encode_text(["a photo of a cat", "a dog"])
-    images = encoder.encode_image([Image.fromarray(sample_arrays["astronaut"])])
-    for rows, n in ((texts, 2), (images, 1)):
-        assert rows.shape == (n, encoder.dim) and rows.dtype == np.float32
-        np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
-    pixels = encoder.pixel_transform()(Image.fromarray(sample_arrays["astronaut"]))
-    np.testing.assert_allclose(encoder.encode_pixels(pixels[None]), images, atol=1e-5)
-    assert clone(encoder) is encoder
-    restored = pickle.loads(pickle.dumps(encoder))
-    np.testing.assert_array_equal(restored.encode_text(["a dog"]), texts[1:])

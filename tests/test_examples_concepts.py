@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from skhftt.corpora import CORRUPTIONS
+from skhftt.evaluation import CORRUPTIONS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -5,8 +5,8 @@ import pytest
 from _synthetic import make_task_world
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
-from skhftt.explain import explain_scores, nearest_texts
+from skhftt.embedding.encoders.hashing import HashingEncoder
+from skhftt.removal.explain import explain_scores, nearest_texts
 
 WORDS = "apple banana cherry car bus train dog cat horse river lake sea".split()
 WORLD = [f"This is a photo of a {w}." for w in WORDS] + [f"a {a} and a {b}" for a in WORDS

@@ -5,8 +5,8 @@ import pytest
 from _synthetic import make_task_world, unit
 
 from skhftt import HFTTDetector
-from skhftt.filtering import RemovalRule, unwanted_scores
-from skhftt.thresholds import conformal_fdr
+from skhftt.removal.rules import RemovalRule, unwanted_scores
+from skhftt.removal.thresholds import conformal_fdr
 
 
 @pytest.fixture(scope="module")

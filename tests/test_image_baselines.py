@@ -13,15 +13,15 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from test_baselines import API_CHECKS
 
-from skhftt import image_baselines
-from skhftt._validation import check_embeddings
-from skhftt.image_baselines import (
+from skhftt.detectors import image_fitted as image_baselines
+from skhftt.detectors.image_fitted import (
     KNNDetector,
     MahalanobisDetector,
     MSPDetector,
     kth_neighbour_similarity,
 )
-from skhftt.metrics import auroc
+from skhftt.evaluation.metrics import auroc
+from skhftt.space.validation import check_embeddings
 
 DETECTORS = [MSPDetector, MahalanobisDetector, KNNDetector]
 
@@ -110,7 +110,7 @@ def test_knn_needs_enough_images(data):
 
 
 def _as_seen(X):
-    """The rows exactly as every detector sees them: unit float32 (skhftt.inputs)."""
+    """The rows exactly as every detector sees them: unit float32 (skhftt.embedding.inputs)."""
     return check_embeddings(X).astype(np.float64)
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from skhftt.inputs import (
+from skhftt.embedding.inputs import (
     ImagePaths,
     Texts,
     is_image_path,

@@ -22,7 +22,6 @@ import pytest
 from PIL import Image
 
 from skhftt import HFTTDetector
-from skhftt.baselines import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
 from skhftt.corpora import (
     CORRUPTIONS,
     corrupt_image,
@@ -30,8 +29,14 @@ from skhftt.corpora import (
     low_quality_task,
     make_corruption_set,
 )
-from skhftt.inputs import Texts
-from skhftt.metrics import auroc, ood_metrics
+from skhftt.detectors.zero_shot import (
+    EnergyDetector,
+    MaxLogitDetector,
+    MCMDetector,
+    NegLabelDetector,
+)
+from skhftt.embedding.inputs import Texts
+from skhftt.evaluation.metrics import auroc, ood_metrics
 from skhftt.testing import sample_images
 
 BASELINES = {

@@ -10,8 +10,8 @@ from sklearn.metrics import roc_curve
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
-from skhftt.metrics import (
+from skhftt.embedding.encoders.hashing import HashingEncoder
+from skhftt.evaluation.metrics import (
     HeldOutScorer,
     aupr_in,
     aupr_out,

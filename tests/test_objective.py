@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from skhftt.head import HFTTHead
-from skhftt.objective import focal_weights, hftt_loss, log_p_in_out, task_logsumexp
+from skhftt.space.head import HFTTHead
+from skhftt.space.objective import focal_weights, hftt_loss, log_p_in_out, task_logsumexp
 
 
 def _reference_loss(V, prompts, world, W, temperature, gamma, task_weight):

@@ -14,8 +14,8 @@ from _synthetic import make_task_world, unit
 from safetensors.numpy import load_file, save_file
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
-from skhftt.persistence import load_detector
+from skhftt.detectors.persistence import load_detector
+from skhftt.embedding.encoders.hashing import HashingEncoder
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from skhftt import HFTTDetector  # noqa: E402
-from skhftt.metrics import auroc  # noqa: E402
-from skhftt.plotting import ScoreHistogramDisplay, plot_roc  # noqa: E402
+from skhftt.evaluation.metrics import auroc  # noqa: E402
+from skhftt.evaluation.plotting import ScoreHistogramDisplay, plot_roc  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,7 @@ def minilm():
     """all-MiniLM-L6-v2 from its package directory, with the Hub switched off."""
     from huggingface_hub import constants
 
-    from skhftt.encoders import resolve_encoder
+    from skhftt.embedding.encoders import resolve_encoder
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(constants, "HF_HUB_OFFLINE", True)

@@ -19,7 +19,7 @@ from sklearn.utils.estimator_checks import (
 )
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
+from skhftt.embedding.encoders.hashing import HashingEncoder
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,7 @@ from _scoring_data import (
 from _synthetic import unit
 
 from skhftt import HFTTDetector
-from skhftt.encoders.hashing import HashingEncoder
-from skhftt.scoring import (
+from skhftt.batch import (
     ScoringError,
     ShardScorer,
     discover_shards,
@@ -41,6 +40,7 @@ from skhftt.scoring import (
     read_manifest,
     score_shards,
 )
+from skhftt.embedding.encoders.hashing import HashingEncoder
 
 
 @pytest.fixture(scope="module")
@@ -511,7 +511,7 @@ _CHILD = textwrap.dedent(
     """
     import dataclasses, json, sys, time
     import joblib
-    from skhftt.scoring import ShardScorer, score_shards
+    from skhftt.batch import ShardScorer, score_shards
 
     detector_path, output_dir, hang_after, options, *inputs = sys.argv[1:]
     scorer = ShardScorer.from_detector(joblib.load(detector_path))

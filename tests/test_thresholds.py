@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skhftt.thresholds import (
+from skhftt.removal.thresholds import (
     benjamini_hochberg,
     conformal_fdr,
     conformal_pvalues,

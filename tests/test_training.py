@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from _synthetic import make_task_world
 
-from skhftt.task import task_columns
-from skhftt.training import train_trainable_columns
+from skhftt.space.task import task_columns
+from skhftt.space.training import train_trainable_columns
 
 
 def _train(seed, max_iter=2, **overrides):

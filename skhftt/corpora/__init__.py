@@ -14,8 +14,8 @@ everything images may show. This module provides both.
 * :func:`templated_task` -- the same expansion for any list of class names.
 * :func:`low_quality_task` -- low-quality image detection as a task: ten
   defects (blur, compression artifacts, noise, bad exposure, ...), each
-  with a few captions; :func:`corrupt_image` applies the same defects to
-  clean images and :func:`make_corruption_set` makes a labelled check set.
+  with a few captions (:mod:`skhftt.evaluation` applies the same defects to
+  images, for a labelled check set).
 """
 
 from __future__ import annotations
@@ -27,12 +27,7 @@ from skhftt.corpora._imagenet import (
     imagenet_templates,
     templated_task,
 )
-from skhftt.corpora._quality import (
-    CORRUPTIONS,
-    corrupt_image,
-    low_quality_task,
-    make_corruption_set,
-)
+from skhftt.corpora._quality import low_quality_task
 from skhftt.corpora._readers import dedupe_texts, read_texts
 from skhftt.corpora._world import (
     WORLD_TEMPLATE,
@@ -42,19 +37,27 @@ from skhftt.corpora._world import (
 )
 
 __all__ = [
-    "CORRUPTIONS",
     "WORLD_TEMPLATE",
     "ImageNetClasses",
     "apply_template",
-    "corrupt_image",
     "dedupe_texts",
     "imagenet_classes",
     "imagenet_task",
     "imagenet_templates",
     "load_world_corpus",
     "low_quality_task",
-    "make_corruption_set",
     "read_texts",
     "templated_task",
     "world_words",
 ]
+
+_MOVED_TO_EVALUATION = ("CORRUPTIONS", "corrupt_image", "make_corruption_set")
+
+
+def __getattr__(name: str):
+    # The image defects moved to skhftt.evaluation; corpora holds texts only.
+    if name in _MOVED_TO_EVALUATION:
+        from skhftt import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'skhftt.corpora' has no attribute {name!r}")

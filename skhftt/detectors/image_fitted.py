@@ -1,0 +1,674 @@
+"""Baselines fitted on in-distribution images: MSP, Mahalanobis and KNN.
+
+HFTT and the zero-shot baselines of :mod:`skhftt.detectors.zero_shot` see texts only.
+The detectors here need what HFTT does without: a set of in-distribution
+*images* (or their embeddings), with class labels for MSP and Mahalanobis.
+They share everything else with the other detectors: the encoder
+(``encoder="precomputed"`` included), the scoring chain
+(``score_samples``, ``decision_function = score_samples - offset_``,
+``predict`` in {+1, -1}) and its orientation (higher = more in-distribution).
+
+With ``x`` a unit embedding:
+
+=====================  ==================================================
+detector               ``score_samples(x)``
+=====================  ==================================================
+MSPDetector            ``log max_c softmax(A x + b)_c``, ``(A, b)`` a
+                       linear classifier fitted on the labelled images
+MahalanobisDetector    ``-min_c (x - mu_c)^T P (x - mu_c)``, ``P`` the
+                       inverse of the shared (shrunk) class covariance
+KNNDetector            ``-(1 - s_(k)(x))``, ``s_(k)`` the k-th largest cosine
+                       similarity of ``x`` to the fitted images
+=====================  ==================================================
+
+``fit(images, labels)`` (``fit(images)`` for KNN) embeds the images with the
+encoder, like ``score_samples`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.metaestimators import available_if
+
+from skhftt._sklearn_compat import Interval, StrOptions, fit_context
+from skhftt.detectors.base import BaseTextDetector
+from skhftt.detectors.zero_shot import _BLOCK_ENTRIES, _BlockScoredDetector
+from skhftt.embedding.encoders.base import Encoder
+from skhftt.embedding.encoders.registry import DEFAULT_ENCODER
+from skhftt.embedding.inputs import to_embeddings
+
+__all__ = ["KNNDetector", "MSPDetector", "MahalanobisDetector", "kth_neighbour_similarity"]
+
+# Columns of the similarity matrix held per query block in the k-NN search.
+_REFERENCE_BLOCK = 4096
+
+
+def _fit_predict_unavailable(detector: _ImageFittedDetector) -> bool:
+    raise AttributeError(
+        f"{type(detector).__name__} has no fit_predict: the scores of the images it was "
+        "fitted on are biased (each is its own nearest neighbour and shaped the fitted "
+        "model). Use fit(id_images, ...).predict(new_images)."
+    )
+
+
+def _class_codes(y: object, n_samples: int, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct class labels and each sample's index into them."""
+    if y is None:
+        raise ValueError(
+            f"{who}.fit needs the class label of every in-distribution image: fit(images, labels)."
+        )
+    labels = np.asarray(y)
+    if labels.ndim != 1 or labels.shape[0] != n_samples:
+        raise ValueError(
+            f"y has shape {labels.shape} but X has {n_samples} images; expected one "
+            "class label per image."
+        )
+    return np.unique(labels, return_inverse=True)
+
+
+def kth_neighbour_similarity(
+    queries: np.ndarray,
+    references: np.ndarray,
+    n_neighbors: int,
+    *,
+    query_block: int | None = None,
+    reference_block: int = _REFERENCE_BLOCK,
+) -> np.ndarray:
+    """The k-th largest cosine similarity of each query to the references, exactly.
+
+    The ``(n_queries, n_references)`` similarity matrix is never held in
+    memory: queries are taken ``query_block`` rows at a time and, for each
+    block, the references ``reference_block`` rows at a time; a running set
+    of the ``n_neighbors`` largest similarities per query is merged with each
+    new block by :func:`numpy.partition`. Memory is
+    ``O(query_block * (reference_block + n_neighbors))`` whatever the sizes.
+
+    Parameters
+    ----------
+    queries : ndarray of shape (n_queries, dim)
+        Unit rows.
+    references : ndarray of shape (n_references, dim)
+        Unit rows.
+    n_neighbors : int
+        ``k``, from 1 to ``n_references``.
+    query_block : int, optional
+        Queries per block; by default as many as keep a block's candidate
+        matrix near four million entries.
+    reference_block : int, default=4096
+        References per block.
+
+    Returns
+    -------
+    ndarray of shape (n_queries,), float64
+        ``s_(k)``: the k-th largest of each query's similarities (the
+        cosine similarity to its k-th nearest neighbour).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhftt.detectors.image_fitted import kth_neighbour_similarity
+    >>> references = np.eye(3)
+    >>> kth_neighbour_similarity(np.array([[0.6, 0.8, 0.0]]), references, 2)
+    array([0.6])
+    """
+    n_references = references.shape[0]
+    if not 1 <= n_neighbors <= n_references:
+        raise ValueError(
+            f"n_neighbors={n_neighbors} must be between 1 and the {n_references} "
+            "reference embeddings."
+        )
+    for name, value in (("query_block", query_block), ("reference_block", reference_block)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name}={value} must be a positive number of rows.")
+    if query_block is None:
+        query_block = max(1, _BLOCK_ENTRIES // (min(reference_block, n_references) + n_neighbors))
+    result = np.empty(queries.shape[0], dtype=np.float64)
+    for start in range(0, queries.shape[0], query_block):
+        block = queries[start : start + query_block]
+        best = np.empty((block.shape[0], 0), dtype=np.result_type(block, references))
+        for first in range(0, n_references, reference_block):
+            similarities = block @ references[first : first + reference_block].T
+            best = np.concatenate([best, similarities], axis=1)
+            if best.shape[1] > n_neighbors:
+                best = np.partition(best, -n_neighbors, axis=1)[:, -n_neighbors:]
+        result[start : start + block.shape[0]] = best.min(axis=1)
+    return result
+
+
+class _ImageFittedDetector(_BlockScoredDetector):
+    """A detector whose fit takes in-distribution images (or their embeddings)."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        **{k: v for k, v in BaseTextDetector._parameter_constraints.items() if k != "templates"},
+        "threshold": [Real],
+    }
+
+    def _fit_embeddings(self, X: object) -> np.ndarray:
+        """Embed the fitting images; set the attributes every detector shares."""
+        encoder = self._resolve_encoder()
+        embeddings = to_embeddings(
+            X,
+            encoder=encoder,
+            dim=None,
+            batch_size=self.encode_batch_size,
+            show_progress=self.verbose >= 1,
+            cache_dir=self.cache_dir,
+        )
+        self._set_space(encoder, embeddings.shape[1])
+        return embeddings
+
+    @available_if(_fit_predict_unavailable)
+    def fit_predict(self, X: object, y: object = None) -> np.ndarray:
+        """Not available: scores of the fitting images themselves are biased."""
+        return self.fit(X, y).predict(X)
+
+
+_SHARED_HEAD = """encoder : str or Encoder, default="openai/clip-vit-base-patch16"
+        The joint embedding model, as for :class:`~skhftt.HFTTDetector`
+        (a model name or local directory, an encoder object, or
+        ``"precomputed"``, in which case ``fit`` and ``score_samples`` take
+        embeddings)."""
+
+_SHARED_TAIL = """encode_batch_size : int, default=256
+        Inputs per encoder forward pass.
+    cache_dir : str or path-like, default=None
+        Directory of an on-disk text-embedding cache (for text inputs).
+    device : str, default="auto"
+        Where the encoder runs.
+    verbose : int, default=0
+        0 is silent, 1 shows progress bars while encoding."""
+
+_SHARED_ATTRIBUTES = """embedding_dim_ : int
+        Width of the embedding space.
+    encoder_identity_ : str or None
+        Identity of the encoder used in fit; ``None`` when precomputed.
+    n_features_in_ : int
+        Width of the embeddings seen in fit; only with
+        ``encoder="precomputed"``."""
+
+_THRESHOLD_NOTE = """The fitting images' own scores are biased upwards, so no cut-off
+        is derived from them: take one from held-out in-distribution images,
+        e.g. ``t = -threshold_at_tpr(-det.score_samples(held_out), 0.95)``
+        (see :mod:`skhftt.removal.thresholds`) keeps about 95 % of them, and set
+        ``det.offset_ = t``."""
+
+
+def _document(cls: type) -> type:
+    for key, text in (
+        ("{head}", _SHARED_HEAD),
+        ("{tail}", _SHARED_TAIL),
+        ("{attributes}", _SHARED_ATTRIBUTES),
+        ("{threshold_note}", _THRESHOLD_NOTE),
+    ):
+        cls.__doc__ = cls.__doc__.replace(key, text)
+    return cls
+
+
+@_document
+class MSPDetector(_ImageFittedDetector):
+    """Maximum softmax probability of a classifier fitted on in-distribution images.
+
+    A multinomial logistic regression (the linear probe of the CLIP paper)
+    is fitted on the labelled in-distribution image embeddings; the score is
+    the log of its largest class probability at temperature 1::
+
+        score_samples(x) = log max_c softmax(A x + b)_c
+
+    ``numpy.exp(score_samples(x))`` is the MSP of Hendrycks & Gimpel. The log
+    is computed as ``-log1p(sum_{c != c*} exp(l_c - l_c*))``, so it keeps
+    ranking inputs whose probability rounds to 1.
+
+    Parameters
+    ----------
+    {head}
+    C : float, default=1.0
+        Inverse L2 regularisation strength of the logistic regression, as in
+        :class:`~sklearn.linear_model.LogisticRegression`.
+    max_iter : int, default=1000
+        Maximum number of L-BFGS iterations.
+    threshold : float, default=0.5
+        Largest class probability above which an input is predicted +1:
+        ``offset_ = log(threshold)``. {threshold_note}
+    {tail}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen in fit, sorted.
+    coef_ : ndarray of shape (n_classes, dim) or (1, dim)
+        Weights ``A`` of the classifier; one row for two classes, as in
+        :class:`~sklearn.linear_model.LogisticRegression` (the logits are
+        then ``[0, a x + b]``).
+    intercept_ : ndarray of shape (n_classes,) or (1,)
+        Biases ``b``.
+    n_iter_ : int
+        L-BFGS iterations run.
+    offset_ : float
+        ``log(threshold)``; ``decision_function = score_samples - offset_``.
+    {attributes}
+
+    See Also
+    --------
+    skhftt.detectors.zero_shot.MCMDetector : The max softmax of the *zero-shot*
+        classifier (the task texts' columns) at temperature ``T``; it needs
+        no images.
+
+    Notes
+    -----
+    The HFTT paper lists MSP among the methods that use in-distribution
+    images: its numbers come from a CLIP fine-tuned on ImageNet-1k. The
+    encoder here is frozen, so the classifier on top of it is what is
+    fitted. The max softmax of the zero-shot classifier at ``T = 1`` on
+    cosine similarities needs no image: that is
+    ``MCMDetector(temperature=1.0)``.
+
+    Fitting costs ``O(max_iter * n_images * dim * n_classes)``; on the
+    1.28 million ImageNet-1k training images a subsample per class is the
+    practical choice.
+
+    References
+    ----------
+    .. [1] D. Hendrycks, K. Gimpel, "A Baseline for Detecting Misclassified
+       and Out-of-Distribution Examples in Neural Networks", ICLR 2017.
+    .. [2] A. Radford et al., "Learning Transferable Visual Models From
+       Natural Language Supervision", ICML 2021 (linear probes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhftt.detectors.image_fitted import MSPDetector
+    >>> rng = np.random.default_rng(0)
+    >>> centres = np.eye(8)[:2]
+    >>> images = np.repeat(centres, 20, axis=0) + 0.1 * rng.normal(size=(40, 8))
+    >>> det = MSPDetector(encoder="precomputed").fit(images, np.repeat(["a", "b"], 20))
+    >>> det.classes_
+    array(['a', 'b'], dtype='<U1')
+    >>> bool(det.score_samples(centres[:1])[0] > det.score_samples(np.eye(8)[5:6])[0])
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_ImageFittedDetector._parameter_constraints,
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "threshold": [Interval(Real, 0, 1, closed="right")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder: str | Encoder = DEFAULT_ENCODER,
+        C: float = 1.0,
+        max_iter: int = 1000,
+        threshold: float = 0.5,
+        encode_batch_size: int = 256,
+        cache_dir: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        verbose: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.C = C
+        self.max_iter = max_iter
+        self.threshold = threshold
+        self.encode_batch_size = encode_batch_size
+        self.cache_dir = cache_dir
+        self.device = device
+        self.verbose = verbose
+
+    @fit_context
+    def fit(self, X: object, y: object = None) -> MSPDetector:
+        """Fit the classifier on labelled in-distribution images.
+
+        Parameters
+        ----------
+        X : images or array-like of shape (n_samples, dim)
+            In-distribution images in any form :meth:`embed` accepts, or
+            their embeddings.
+        y : array-like of shape (n_samples,)
+            The class of each image (any labels; at least two classes).
+
+        Returns
+        -------
+        self : MSPDetector
+            The fitted detector.
+        """
+        embeddings = self._fit_embeddings(X)
+        classes, codes = _class_codes(y, embeddings.shape[0], type(self).__name__)
+        if classes.size < 2:
+            raise ValueError(
+                f"MSPDetector needs at least two classes to fit a classifier; y has only "
+                f"{classes[0]!r}."
+            )
+        classifier = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        classifier.fit(embeddings, codes)
+        self.classes_ = classes
+        self.coef_ = classifier.coef_
+        self.intercept_ = classifier.intercept_
+        self.n_iter_ = int(np.max(classifier.n_iter_))
+        self.offset_ = float(np.log(self.threshold))
+        return self
+
+    def _n_columns(self) -> int:
+        return max(self.classes_.size, self.embedding_dim_)
+
+    def _score_block(self, embeddings: np.ndarray) -> np.ndarray:
+        logits = embeddings.astype(np.float64) @ self.coef_.T.astype(np.float64)
+        logits += self.intercept_
+        if logits.shape[1] == 1:  # two classes: P(second class) = sigmoid(logit)
+            logits = np.column_stack([np.zeros(logits.shape[0]), logits[:, 0]])
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        # Drop the largest entry (exactly 1) before summing: log1p keeps the tail.
+        shifted[np.arange(shifted.shape[0]), logits.argmax(axis=1)] = 0.0
+        return -np.log1p(shifted.sum(axis=1))
+
+
+def _ledoit_wolf_shrinkage(covariance: np.ndarray, fourth_moment: float, n_samples: int) -> float:
+    """Ledoit-Wolf shrinkage of a centred sample covariance, from its sufficient statistics.
+
+    ``covariance`` is ``R^T R / n`` and ``fourth_moment`` is ``sum_i |r_i|^4``
+    over the centred rows ``r_i``; the result equals
+    :func:`sklearn.covariance.ledoit_wolf_shrinkage` on ``R`` with
+    ``assume_centered=True``, without holding ``R`` in memory.
+    """
+    dim = covariance.shape[0]
+    mu = np.trace(covariance) / dim
+    squared_norm = float(np.sum(covariance**2))
+    delta = (squared_norm - dim * mu**2) / dim
+    beta = min((fourth_moment / n_samples - squared_norm) / (dim * n_samples), delta)
+    return 0.0 if beta <= 0 else float(beta / delta)
+
+
+def _pseudo_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive semi-definite matrix, dropping null directions.
+
+    Eigenvalues below ``dim * eps * largest`` are treated as zero, the rule
+    of :func:`scipy.linalg.pinvh`.
+    """
+    values, vectors = np.linalg.eigh(matrix)
+    keep = values > matrix.shape[0] * np.finfo(np.float64).eps * values.max()
+    kept = vectors[:, keep]
+    return (kept / values[keep]) @ kept.T
+
+
+@_document
+class MahalanobisDetector(_ImageFittedDetector):
+    """Mahalanobis distance to the nearest class of the in-distribution images.
+
+    Class-conditional Gaussians with a shared covariance are fitted on the
+    labelled in-distribution image embeddings: class means ``mu_c`` and the
+    pooled within-class covariance ``S = (1/n) sum_i (x_i - mu_y_i)(x_i -
+    mu_y_i)^T``, shrunk towards a multiple of the identity. The score is the
+    negative squared Mahalanobis distance to the closest class mean::
+
+        score_samples(x) = -min_c (x - mu_c)^T P (x - mu_c)
+
+    with ``P`` the (pseudo-)inverse of the shrunk covariance.
+
+    Parameters
+    ----------
+    {head}
+    shrinkage : "auto" or float, default="auto"
+        Weight ``a`` in ``(1 - a) S + a (trace(S) / dim) I``. ``"auto"`` is
+        the Ledoit-Wolf estimate, near 0 when there are many more images
+        than dimensions and larger when there are few; 0 keeps ``S`` as it
+        is (then inverted as a pseudo-inverse, so fewer images than
+        dimensions still work).
+    threshold : float, default=0.0
+        Cut-off on ``score_samples`` (minus a squared distance):
+        ``offset_ = threshold``. {threshold_note}
+    {tail}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen in fit, sorted.
+    means_ : ndarray of shape (n_classes, dim)
+        Class means ``mu_c``, in the order of ``classes_``.
+    covariance_ : ndarray of shape (dim, dim)
+        The shrunk shared covariance.
+    precision_ : ndarray of shape (dim, dim)
+        ``P``: its pseudo-inverse (eigenvalues below ``dim * eps`` times the
+        largest are dropped, as :func:`scipy.linalg.pinvh` does).
+    shrinkage_ : float
+        The shrinkage ``a`` used.
+    offset_ : float
+        ``threshold``; ``decision_function = score_samples - offset_``.
+    {attributes}
+
+    Notes
+    -----
+    The score is the squared distance of Lee et al.; its square root ranks
+    inputs identically. Inputs are unit embeddings, like everything skhftt
+    scores. The statistics are accumulated over blocks of images, so
+    fitting needs ``O(dim^2 + n_classes * dim)`` memory beyond the
+    embeddings.
+
+    References
+    ----------
+    .. [1] K. Lee, K. Lee, H. Lee, J. Shin, "A Simple Unified Framework for
+       Detecting Out-of-Distribution Samples and Adversarial Attacks",
+       NeurIPS 2018.
+    .. [2] O. Ledoit, M. Wolf, "A well-conditioned estimator for
+       large-dimensional covariance matrices", J. Multivariate Analysis, 2004.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhftt.detectors.image_fitted import MahalanobisDetector
+    >>> rng = np.random.default_rng(0)
+    >>> images = np.repeat(np.eye(8)[:2], 20, axis=0) + 0.1 * rng.normal(size=(40, 8))
+    >>> det = MahalanobisDetector(encoder="precomputed").fit(images, np.repeat([0, 1], 20))
+    >>> det.means_.shape, det.covariance_.shape
+    ((2, 8), (8, 8))
+    >>> bool(det.score_samples(np.eye(8)[:1])[0] > det.score_samples(np.eye(8)[5:6])[0])
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_ImageFittedDetector._parameter_constraints,
+        "shrinkage": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder: str | Encoder = DEFAULT_ENCODER,
+        shrinkage: str | float = "auto",
+        threshold: float = 0.0,
+        encode_batch_size: int = 256,
+        cache_dir: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        verbose: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.shrinkage = shrinkage
+        self.threshold = threshold
+        self.encode_batch_size = encode_batch_size
+        self.cache_dir = cache_dir
+        self.device = device
+        self.verbose = verbose
+
+    @fit_context
+    def fit(self, X: object, y: object = None) -> MahalanobisDetector:
+        """Fit the class means and the shared covariance.
+
+        Parameters
+        ----------
+        X : images or array-like of shape (n_samples, dim)
+            In-distribution images in any form :meth:`embed` accepts, or
+            their embeddings.
+        y : array-like of shape (n_samples,)
+            The class of each image (any labels).
+
+        Returns
+        -------
+        self : MahalanobisDetector
+            The fitted detector.
+        """
+        embeddings = self._fit_embeddings(X)
+        n_samples, dim = embeddings.shape
+        classes, codes = _class_codes(y, n_samples, type(self).__name__)
+        rows = max(1, _BLOCK_ENTRIES // dim)
+        blocks = [slice(start, start + rows) for start in range(0, n_samples, rows)]
+        means = np.zeros((classes.size, dim))
+        for block in blocks:
+            np.add.at(means, codes[block], embeddings[block].astype(np.float64))
+        means /= np.bincount(codes, minlength=classes.size)[:, None]
+        scatter = np.zeros((dim, dim))
+        fourth_moment = 0.0
+        for block in blocks:
+            centred = embeddings[block].astype(np.float64) - means[codes[block]]
+            scatter += centred.T @ centred
+            fourth_moment += float(np.sum(np.sum(centred**2, axis=1) ** 2))
+        covariance = scatter / n_samples
+        if self.shrinkage == "auto":
+            shrinkage = _ledoit_wolf_shrinkage(covariance, fourth_moment, n_samples)
+        else:
+            shrinkage = float(self.shrinkage)
+        target = np.trace(covariance) / dim
+        covariance = (1.0 - shrinkage) * covariance + shrinkage * target * np.eye(dim)
+        self.classes_ = classes
+        self.means_ = means
+        self.covariance_ = covariance
+        self.precision_ = _pseudo_inverse(covariance)
+        self.shrinkage_ = shrinkage
+        self._mean_terms = np.sum((means @ self.precision_) * means, axis=1)
+        self.offset_ = float(self.threshold)
+        return self
+
+    def _n_columns(self) -> int:
+        return max(self.classes_.size, self.embedding_dim_)
+
+    def _score_block(self, embeddings: np.ndarray) -> np.ndarray:
+        x = embeddings.astype(np.float64)
+        projected = x @ self.precision_
+        # (x - mu)^T P (x - mu) = x^T P x - 2 x^T P mu + mu^T P mu, for every class at once.
+        squared = (
+            np.sum(projected * x, axis=1, keepdims=True)
+            - 2.0 * projected @ self.means_.T
+            + self._mean_terms
+        )
+        return -np.maximum(squared.min(axis=1), 0.0)
+
+
+@_document
+class KNNDetector(_ImageFittedDetector):
+    """Distance to the k-th nearest in-distribution image, by cosine.
+
+    The unit embeddings of the in-distribution images are kept; an input's
+    score is minus the cosine distance to its ``k``-th nearest one::
+
+        score_samples(x) = -(1 - s_(k)(x))
+
+    where ``s_(k)(x)`` is the k-th largest cosine similarity of ``x`` to the
+    fitted images. Sun et al. use the Euclidean distance between unit
+    vectors, ``sqrt(2 - 2 s)``, which ranks inputs identically:
+    ``sqrt(-2 * score_samples(x))`` is their distance.
+
+    Parameters
+    ----------
+    {head}
+    n_neighbors : int, default=10
+        ``k``. Sun et al. use ``k = 1000`` with the 1.28 million ImageNet-1k
+        training images and ``k = 10`` with a 1 % sample of them: ``k``
+        should grow with the number of fitted images.
+    threshold : float, default=0.0
+        Cut-off on ``score_samples`` (minus a cosine distance):
+        ``offset_ = threshold``. {threshold_note}
+    {tail}
+
+    Attributes
+    ----------
+    reference_embeddings_ : ndarray of shape (n_references, dim)
+        The fitted images' unit embeddings (float32). The fitted detector
+        holds them all, so it is as large as they are.
+    offset_ : float
+        ``threshold``; ``decision_function = score_samples - offset_``.
+    {attributes}
+
+    See Also
+    --------
+    kth_neighbour_similarity : The exact, memory-bounded search it runs.
+
+    Notes
+    -----
+    The search is exact and blocked: scoring ``n`` inputs costs
+    ``n * n_references * dim`` multiply-adds and a few tens of megabytes,
+    whatever the sizes.
+
+    References
+    ----------
+    .. [1] Y. Sun, Y. Ming, X. Zhu, Y. Li, "Out-of-Distribution Detection
+       with Deep Nearest Neighbors", ICML 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhftt.detectors.image_fitted import KNNDetector
+    >>> det = KNNDetector(encoder="precomputed", n_neighbors=2).fit(np.eye(3))
+    >>> det.score_samples(np.array([[0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])).round(2)
+    array([-0.4, -1. ])
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_ImageFittedDetector._parameter_constraints,
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder: str | Encoder = DEFAULT_ENCODER,
+        n_neighbors: int = 10,
+        threshold: float = 0.0,
+        encode_batch_size: int = 256,
+        cache_dir: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        verbose: int = 0,
+    ) -> None:
+        self.encoder = encoder
+        self.n_neighbors = n_neighbors
+        self.threshold = threshold
+        self.encode_batch_size = encode_batch_size
+        self.cache_dir = cache_dir
+        self.device = device
+        self.verbose = verbose
+
+    @fit_context
+    def fit(self, X: object, y: object = None) -> KNNDetector:
+        """Keep the unit embeddings of the in-distribution images.
+
+        Parameters
+        ----------
+        X : images or array-like of shape (n_samples, dim)
+            In-distribution images in any form :meth:`embed` accepts, or
+            their embeddings.
+        y : None
+            Ignored: class labels play no part.
+
+        Returns
+        -------
+        self : KNNDetector
+            The fitted detector.
+        """
+        embeddings = self._fit_embeddings(X)
+        if self.n_neighbors > embeddings.shape[0]:
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} exceeds the {embeddings.shape[0]} "
+                "in-distribution images given to fit."
+            )
+        self.reference_embeddings_ = embeddings
+        self.offset_ = float(self.threshold)
+        return self
+
+    def _n_columns(self) -> int:
+        return min(_REFERENCE_BLOCK, self.reference_embeddings_.shape[0]) + self.n_neighbors
+
+    def _score_block(self, embeddings: np.ndarray) -> np.ndarray:
+        references = self.reference_embeddings_
+        return kth_neighbour_similarity(embeddings, references, self.n_neighbors) - 1.0

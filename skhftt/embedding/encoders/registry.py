@@ -1,0 +1,210 @@
+"""Turn an ``encoder=`` value into an encoder: spec strings, paths and objects.
+
+Spec strings
+------------
+``"precomputed"``
+    No model: every input is already an embedding (:func:`resolve_encoder`
+    returns None).
+``"<hub id>"`` or ``"<hub id>@<revision>"``
+    A Hugging Face model loaded by sentence-transformers, e.g. the default
+    ``"openai/clip-vit-base-patch16"`` or ``"google/siglip-base-patch16-224"``.
+``"<directory>"``
+    A local model directory (``save_pretrained`` / ``SentenceTransformer.save``
+    output, or a Hub snapshot), loaded by sentence-transformers exactly like a
+    Hub id. An existing directory always wins over a Hub id of the same name.
+``"<backend>:<rest>"``
+    An explicit backend: ``"sentence_transformers:<hub id or directory>"`` or
+    ``"open_clip:<architecture>/<pretrained>"`` (e.g.
+    ``"open_clip:ViT-B-16/openai"``), ``"open_clip:hf-hub:<repo id>"``, or
+    ``"blip:<hub id or directory>"`` (e.g. ``"blip:Salesforce/blip-itm-base-coco"``).
+
+Objects with ``identity``, ``dim``, ``encode_text`` and ``encode_image``
+(the :class:`~skhftt.embedding.encoders.Encoder` protocol) are used as they are.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from skhftt.embedding.device import resolve_device
+from skhftt.embedding.encoders._torch import clear_model_cache
+from skhftt.embedding.encoders.base import Encoder
+
+PRECOMPUTED = "precomputed"
+DEFAULT_ENCODER = "openai/clip-vit-base-patch16"
+
+# backend name -> (module, factory, install hint); modules are imported lazily.
+_BACKENDS: dict[str, tuple[str, str, str]] = {
+    "open_clip": (
+        "skhftt.embedding.encoders.openclip",
+        "open_clip_from_spec",
+        'pip install "skhftt[openclip]"',
+    ),
+    "sentence_transformers": (
+        "skhftt.embedding.encoders.sentence_transformer",
+        "sentence_transformer_from_spec",
+        "pip install sentence-transformers pillow",
+    ),
+    "blip": (
+        "skhftt.embedding.encoders.blip",
+        "blip_from_spec",
+        'pip install "transformers>=4.30"',
+    ),
+}
+_ALIASES = {
+    "sentence-transformers": "sentence_transformers",
+    "openclip": "open_clip",
+    "open-clip": "open_clip",
+}
+_PREFIX = re.compile(r"^([A-Za-z][\w-]+):(.*)$", re.DOTALL)
+_ENCODERS: dict[tuple[str, str, str], Any] = {}
+_LOCK = threading.RLock()
+
+
+def list_backends() -> list[str]:
+    """Names of the encoder backends a spec string can ask for.
+
+    Returns
+    -------
+    list of str
+        ``["blip", "open_clip", "sentence_transformers"]``. A backend whose package is
+        missing is still listed; using it raises an ImportError that says
+        what to install.
+    """
+    return sorted(_BACKENDS)
+
+
+def clear_cache() -> None:
+    """Forget every encoder and model loaded by :func:`resolve_encoder`.
+
+    Models are loaded once per process and (spec, device); call this after
+    changing a model directory in place, or to free memory.
+    """
+    with _LOCK:
+        _ENCODERS.clear()
+        clear_model_cache()
+
+
+def known_forms() -> str:
+    """The accepted ``encoder=`` forms, for error messages."""
+    return (
+        f"known backends: {', '.join(list_backends())}; an encoder is 'precomputed', "
+        "a Hugging Face model id (e.g. 'openai/clip-vit-base-patch16'), a local model "
+        "directory, '<backend>:<model>' (e.g. 'open_clip:ViT-B-16/openai'), or an "
+        "object with identity, dim, encode_text and encode_image"
+    )
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """Split a spec string into (backend, the backend's own model spec).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``"<backend>:"`` prefix or an empty spec.
+    """
+    if not spec.strip():
+        raise ValueError(f"encoder={spec!r} is empty; {known_forms()}.")
+    match = _PREFIX.match(spec)
+    if match is not None and not Path(spec).expanduser().exists():
+        prefix, rest = match.groups()
+        backend = _ALIASES.get(prefix, prefix)
+        if backend not in _BACKENDS:
+            raise ValueError(
+                f"encoder={spec!r} names an unknown backend {prefix!r}; {known_forms()}."
+            )
+        if not rest.strip():
+            raise ValueError(f"encoder={spec!r} names backend {backend!r} but no model.")
+        return backend, rest
+    return "sentence_transformers", spec
+
+
+def _check_protocol(encoder: Any) -> Any:
+    module = type(encoder).__module__ or ""
+    if module.startswith("sentence_transformers"):
+        raise TypeError(
+            f"encoder= got a {type(encoder).__name__} object; pass the model's name or "
+            "directory instead (e.g. encoder='openai/clip-vit-base-patch16'), or "
+            "SentenceTransformerEncoder(name) to set device or precision."
+        )
+    if not isinstance(encoder, Encoder):
+        missing = [
+            attribute
+            for attribute in ("identity", "dim", "encode_text", "encode_image")
+            if not hasattr(encoder, attribute)
+        ]
+        raise TypeError(
+            f"encoder={encoder!r} (a {type(encoder).__name__}) lacks "
+            f"{', '.join(missing)}; {known_forms()}."
+        )
+    if not isinstance(encoder.identity, str) or not encoder.identity:
+        raise ValueError(f"encoder.identity must be a non-empty str; got {encoder.identity!r}.")
+    if isinstance(encoder.dim, bool) or not isinstance(encoder.dim, int) or encoder.dim < 1:
+        raise ValueError(f"encoder.dim must be a positive int; got {encoder.dim!r}.")
+    return encoder
+
+
+def resolve_encoder(spec: Any, *, device: str | torch.device = "auto") -> Encoder | None:
+    """Turn an ``encoder=`` value into an encoder, loading the model once per process.
+
+    Parameters
+    ----------
+    spec : str, path-like or Encoder
+        ``"precomputed"``, a spec string (see the module docs: a Hugging Face
+        id, a local directory, ``"<backend>:<model>"``), or an object that
+        satisfies :class:`~skhftt.embedding.encoders.Encoder`, returned unchanged.
+    device : str or torch.device, default="auto"
+        Where a model named by ``spec`` runs: ``"auto"`` (CUDA, then MPS,
+        then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``. Ignored
+        for encoder objects.
+
+    Returns
+    -------
+    Encoder or None
+        None for ``"precomputed"``. The same object for the same spec and
+        resolved device within a process, so that GridSearchCV candidates
+        share one model.
+
+    Raises
+    ------
+    ValueError
+        Unknown backend, malformed spec, missing directory, or no such
+        model on the Hub.
+    EncoderUnavailableError
+        A Hub model that is not cached and the Hub is unreachable (raised
+        within seconds).
+    ImportError
+        The backend's package is missing; the message says what to install.
+    TypeError
+        ``spec`` is neither a string, a path nor an encoder object.
+    """
+    if isinstance(spec, str) and spec == PRECOMPUTED:
+        return None
+    if not isinstance(spec, (str, os.PathLike)):
+        return _check_protocol(spec)
+    text = os.fspath(spec)
+    backend, rest = split_spec(text)
+    resolved = resolve_device(device)
+    path = Path(rest).expanduser()
+    name = str(path.resolve()) if path.is_dir() else rest
+    key = (backend, name, str(resolved))
+    with _LOCK:
+        encoder = _ENCODERS.get(key)
+        if encoder is None:
+            module_name, factory, hint = _BACKENDS[backend]
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise ImportError(
+                    f"The {backend} encoder backend cannot be imported: {hint}"
+                ) from exc
+            encoder = getattr(module, factory)(rest, device)
+            _ENCODERS[key] = encoder
+        return encoder

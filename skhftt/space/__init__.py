@@ -1,0 +1,48 @@
+"""The maths of text-trained detectors, on embeddings alone.
+
+Pure numpy and torch; nothing here knows of files, models or the rest of
+skhftt. The head scores unit embeddings against fixed task columns W and
+trained columns V at temperature T (:class:`HFTTHead`); the objective is
+HFTT's focal-weighted text loss (:func:`hftt_loss`); the training loop is
+SGD over world minibatches (:func:`train_trainable_columns`); a task is a
+list or mapping of prompts turned into columns (:func:`parse_task`,
+:func:`task_columns`); :func:`check_embeddings` checks unit rows.
+"""
+
+from __future__ import annotations
+
+from skhftt.space.head import HFTTHead, logsumexp_rows
+from skhftt.space.objective import (
+    focal_weights,
+    hftt_loss,
+    log_p_in_out,
+    normalize_rows,
+    task_logsumexp,
+)
+from skhftt.space.task import TaskItems, parse_task, task_columns
+from skhftt.space.training import TrainingResult, train_trainable_columns
+from skhftt.space.validation import (
+    UNIT_TOLERANCE,
+    check_embeddings,
+    check_texts,
+    is_string_sequence,
+)
+
+__all__ = [
+    "UNIT_TOLERANCE",
+    "HFTTHead",
+    "TaskItems",
+    "TrainingResult",
+    "check_embeddings",
+    "check_texts",
+    "focal_weights",
+    "hftt_loss",
+    "is_string_sequence",
+    "log_p_in_out",
+    "logsumexp_rows",
+    "normalize_rows",
+    "parse_task",
+    "task_columns",
+    "task_logsumexp",
+    "train_trainable_columns",
+]
