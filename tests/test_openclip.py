@@ -244,11 +244,14 @@ def form(request, hub_cache, weights):
 # ---------------------------------------------------- embeddings are open_clip's
 
 
-def test_embeddings_equal_open_clip_own(form, images, state_dict, arch):
-    spec, (model_name, pretrained), _ = form
+def test_each_spec_form_matches_open_clip(form, images, state_dict, arch):
+    spec, (model_name, pretrained), identity = form
     encoder = resolve_encoder(spec, device="cpu")
     assert isinstance(encoder, OpenCLIPEncoder)
     assert encoder.dim == TINY_CONFIG["embed_dim"]
+    # The identity records the revision: a Hub commit, or a digest of local weights.
+    assert re.fullmatch(identity, encoder.identity), encoder.identity
+    assert encoder.identity.endswith(f"@{encoder.revision}")
     texts = encoder.encode_text(TEXTS, batch_size=2)
     image_rows = encoder.encode_image(images, batch_size=2)
     reference = _open_clip_reference(model_name, pretrained)
@@ -273,9 +276,17 @@ def test_tag_preprocessing_is_the_tags(hub_cache, images, arch):
 
 def test_pixel_path_matches_encode_image(hub_cache, images, arch):
     encoder = resolve_encoder(f"open_clip:{arch}/{TAG}", device="cpu")
-    pixels = torch.stack([encoder.pixel_transform()(image) for image in images])
+    transform = pickle.loads(pickle.dumps(encoder.pixel_transform()))  # for worker processes
+    pixels = torch.stack([transform(image) for image in images])
+    assert pixels.shape == (len(images), 3, 32, 32)
     np.testing.assert_allclose(encoder.encode_pixels(pixels), encoder.encode_image(images),
                                atol=1e-6)
+
+
+def test_encode_image_wants_pil(weights, arch, sample_arrays):
+    encoder = resolve_encoder(f"open_clip:{arch}/{weights['pt']}", device="cpu")
+    with pytest.raises(TypeError, match="to_embeddings"):
+        encoder.encode_image([sample_arrays["astronaut"]])
 
 
 def test_empty_inputs(weights, arch):
@@ -328,13 +339,6 @@ def test_relative_and_home_paths(weights, arch, monkeypatch):
 # ------------------------------------------------------- identity and revision
 
 
-def test_identity_records_the_revision(form):
-    spec, _, identity = form
-    encoder = resolve_encoder(spec, device="cpu")
-    assert re.fullmatch(identity, encoder.identity), encoder.identity
-    assert encoder.identity.endswith(f"@{encoder.revision}")
-
-
 def test_other_weights_have_another_identity(tmp_path, weights, arch):
     other = tmp_path / "tiny.pt"  # same file name, other weights
     torch.save(_random_model(arch, 1).state_dict(), other)
@@ -342,6 +346,18 @@ def test_other_weights_have_another_identity(tmp_path, weights, arch):
     second = resolve_encoder(f"open_clip:{arch}/{other}", device="cpu")
     assert first.identity != second.identity
     assert not np.allclose(first.encode_text(["a dog"]), second.encode_text(["a dog"]))
+
+
+def test_at_sign_in_a_file_name_is_not_a_revision(tmp_path, weights, arch):
+    import shutil
+
+    path = tmp_path / "tiny@epoch10.pt"
+    shutil.copy(weights["pt"], path)
+    encoder = resolve_encoder(f"open_clip:{arch}/{path}", device="cpu")
+    assert encoder.identity == f"open_clip:{arch}/tiny@epoch10.pt@sha256:{_sha16(path)}"
+    clear_cache()
+    restored = pickle.loads(pickle.dumps(encoder))
+    assert restored.encode_text(["a dog"]).shape == (1, encoder.dim)
 
 
 def test_moved_checkpoint_keeps_its_identity(tmp_path, weights, arch):
@@ -442,6 +458,21 @@ def test_fitted_detector_scores_images_end_to_end(hub_cache, arch, images, tmp_p
     clear_cache()
     loaded = HFTTDetector.load(tmp_path / "det.safetensors")
     np.testing.assert_allclose(loaded.decision_function(files), scores, rtol=1e-6, atol=1e-6)
+
+
+def test_detector_loads_with_a_moved_checkpoint(weights, arch, tmp_path, images):
+    import shutil
+
+    det = HFTTDetector(encoder=f"open_clip:{arch}/{weights['pt']}", n_embeddings=2,
+                       device="cpu", random_state=0).fit(WORLD, ["a photo of a cat"])
+    det.save(tmp_path / "det.safetensors")
+    moved = tmp_path / "moved" / "tiny.pt"
+    moved.parent.mkdir()
+    shutil.copy(weights["pt"], moved)
+    clear_cache()
+    loaded = HFTTDetector.load(tmp_path / "det.safetensors", encoder=f"open_clip:{arch}/{moved}")
+    np.testing.assert_allclose(loaded.decision_function(images), det.decision_function(images),
+                               rtol=1e-6, atol=1e-6)
 
 
 def test_detector_refuses_other_weights(weights, arch, tmp_path, images):
