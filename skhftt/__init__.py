@@ -17,13 +17,32 @@ The packages, in the direction data flows:
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from skhftt import _moved
 from skhftt._show_versions import show_versions
-from skhftt.detectors.hftt import HFTTDetector
-from skhftt.space.head import HFTTHead
+
+if TYPE_CHECKING:
+    from skhftt.detectors.hftt import HFTTDetector
+    from skhftt.space.head import HFTTHead
 
 _moved.install()
 
 __version__ = "0.1.0"
 
 __all__ = ["HFTTDetector", "HFTTHead", "__version__", "show_versions"]
+
+# Imported on first use, so that ``import skhftt.cli`` (``skhftt --help``)
+# does not pay for scikit-learn and torch.
+_LAZY = {"HFTTDetector": "skhftt.detectors.hftt", "HFTTHead": "skhftt.space.head"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'skhftt' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -36,6 +36,21 @@ MOVED: dict[str, str] = {
 }
 """Old module name -> new one; a moved package's submodules move with it."""
 
+MOVED_ATTRIBUTES: dict[tuple[str, str], str] = {
+    ("skhftt.corpora", "CORRUPTIONS"): "skhftt.evaluation",
+    ("skhftt.corpora", "corrupt_image"): "skhftt.evaluation",
+    ("skhftt.corpora", "make_corruption_set"): "skhftt.evaluation",
+}
+"""(module, name) -> the module that holds ``name`` now."""
+
+
+def moved_attribute(module: str, name: str) -> object:
+    """``module.name`` of skhftt 0.1, from where it lives now (for ``__getattr__``)."""
+    new = MOVED_ATTRIBUTES.get((module, name))
+    if new is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(new), name)
+
 
 def new_name(old: str) -> str | None:
     """Where the module once called ``old`` lives now; None if it never moved."""

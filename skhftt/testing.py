@@ -25,7 +25,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 _SIZES = ("tiny", "base")
 _START, _END = "<|startoftext|>", "<|endoftext|>"
@@ -63,6 +62,7 @@ def build_random_clip(path: str | os.PathLike[str], *, size: str = "tiny", seed:
     pathlib.Path
         ``path``, ready for ``resolve_encoder(path)``.
     """
+    import torch
     from transformers import (
         CLIPConfig,
         CLIPImageProcessor,
@@ -70,6 +70,8 @@ def build_random_clip(path: str | os.PathLike[str], *, size: str = "tiny", seed:
         CLIPProcessor,
         CLIPTokenizer,
     )
+
+    from skhftt.embedding.encoders._hub import quiet_transformers
 
     if size not in _SIZES:
         raise ValueError(f"size={size!r} is not one of {list(_SIZES)}.")
@@ -115,7 +117,8 @@ def build_random_clip(path: str | os.PathLike[str], *, size: str = "tiny", seed:
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
     )
-    model.save_pretrained(path)
+    with quiet_transformers():
+        model.save_pretrained(path)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
     return path
 

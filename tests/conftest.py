@@ -88,15 +88,27 @@ def counting_encoder() -> CountingTextEncoder:
     return CountingTextEncoder()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The persistent embedding cache of this test session, never the user's own.
+
+    Set in the environment, so that subprocesses started by tests use it too.
+    """
+    from skhftt.embedding.cache import CACHE_DIR_ENV
+
+    folder = tmp_path_factory.mktemp("skhftt-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_DIR_ENV, str(folder))
+        yield folder
+
+
 @pytest.fixture
 def restore_cache_limits() -> Iterator[None]:
     """Undo set_cache_limits() calls made by a test."""
-    from skhftt.embedding import cache
+    from skhftt.embedding.cache import reset_cache_limits
 
-    saved = dict(cache._limit_overrides)
     yield
-    cache._limit_overrides.clear()
-    cache._limit_overrides.update(saved)
+    reset_cache_limits()
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import warnings
@@ -13,16 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CountingTextEncoder
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skhftt.corpora import load_world_corpus
 from skhftt.embedding import cache
 from skhftt.embedding.cache import (
+    CACHE_DIR_ENV,
+    cache_info,
     clear_embedding_cache,
+    default_cache_dir,
     encode_texts,
     get_cache_limits,
+    reset_cache_limits,
     set_cache_limits,
 )
+from skhftt.embedding.inputs import Texts
 
 
 def direct(encoder: CountingTextEncoder, texts: list[str]) -> np.ndarray:
@@ -39,8 +48,13 @@ def shard_files(root: Path) -> list[Path]:
 
 def forget_disk_state() -> None:
     """Make this process look at a cache folder as a new process would."""
-    with cache._DISK_LOCK:
-        cache._DISK_SPACES.clear()
+    clear_embedding_cache(False)
+
+
+class StableEncoder(CountingTextEncoder):
+    """A counting encoder whose identity pins its embeddings (persistable)."""
+
+    stable_identity = True
 
 
 # ----------------------------------------------------------------- in process
@@ -103,7 +117,7 @@ def test_memory_limit_evicts_least_recently_used_blocks(restore_cache_limits):
     encode_texts(encoder, second)
     encode_texts(encoder, first)  # first is now more recent than second
     encode_texts(encoder, third)  # evicts second
-    assert cache._MEMORY.nbytes <= 2 * block
+    assert cache_info(False)["memory"]["bytes"] <= 2 * block
     encode_texts(encoder, first + second)
     counts = encoder.counts()
     assert {counts[text] for text in first} == {1}
@@ -131,6 +145,18 @@ def test_limits_accept_bytes_and_units(restore_cache_limits, value, expected):
 def test_limits_reject_non_sizes(restore_cache_limits, value):
     with pytest.raises(ValueError, match="not a size"):
         set_cache_limits(memory=value)
+
+
+def test_reset_limits_gives_the_environment_back(restore_cache_limits, monkeypatch):
+    monkeypatch.setenv(cache.MEMORY_ENV, "12345")
+    set_cache_limits(memory="1GiB")
+    assert get_cache_limits()["memory"] == 1024**3
+    reset_cache_limits()
+    assert get_cache_limits()["memory"] == 12345
+    monkeypatch.delenv(cache.MEMORY_ENV)
+    assert get_cache_limits() == {
+        "memory": cache.DEFAULT_MEMORY_BYTES, "disk": cache.DEFAULT_DISK_BYTES
+    }
 
 
 def test_limits_come_from_the_environment(monkeypatch):
@@ -282,11 +308,11 @@ def test_a_batch_larger_than_the_disk_limit_stays_in_memory(
 
 
 def test_many_small_shards_are_compacted(tmp_path, counting_encoder):
-    for index in range(cache._MAX_SHARDS + 6):
+    for index in range(cache.MAX_SHARDS + 6):
         encode_texts(counting_encoder, [f"single {index}"], cache_dir=tmp_path)
-    assert len(shard_files(tmp_path)) <= cache._MAX_SHARDS
+    assert len(shard_files(tmp_path)) <= cache.MAX_SHARDS
     forget_disk_state()
-    texts = [f"single {index}" for index in range(cache._MAX_SHARDS + 6)]
+    texts = [f"single {index}" for index in range(cache.MAX_SHARDS + 6)]
     result = encode_texts(counting_encoder, texts, cache_dir=tmp_path)
     assert set(counting_encoder.counts().values()) == {1}
     np.testing.assert_array_equal(result, direct(counting_encoder, texts))
@@ -310,7 +336,7 @@ def test_stale_temporary_files_are_removed(tmp_path, counting_encoder):
     stale.write_bytes(b"partial")
     fresh = space / "tmp-in-flight.npy"
     fresh.write_bytes(b"partial")
-    old = time.time() - 2 * cache._STALE_SECONDS
+    old = time.time() - 2 * cache.STALE_SECONDS
     os.utime(stale, (old, old))
     encode_texts(counting_encoder, ["b"], cache_dir=tmp_path)
     assert not stale.exists() and fresh.exists()
@@ -377,6 +403,11 @@ def _grid_data() -> tuple[list[str], np.ndarray]:
     return texts, np.r_[np.ones(len(task), int), np.zeros(len(world), int)]
 
 
+def _auroc_on_texts(estimator, X, y) -> float:
+    # Methods that take images read plain strings as paths: texts go in Texts.
+    return roc_auc_score(y, estimator.decision_function(Texts(X)))
+
+
 def _grid_search(encoder: CountingTextEncoder, n_jobs: int, cache_dir) -> GridSearchCV:
     from skhftt.detectors.hftt import HFTTDetector
 
@@ -389,7 +420,7 @@ def _grid_search(encoder: CountingTextEncoder, n_jobs: int, cache_dir) -> GridSe
     search = GridSearchCV(
         detector,
         grid,
-        scoring="roc_auc",
+        scoring=_auroc_on_texts,
         cv=StratifiedKFold(3, shuffle=True, random_state=0),
         n_jobs=n_jobs,
         error_score="raise",
@@ -421,3 +452,136 @@ def test_grid_search_in_two_processes_encodes_each_text_once(tmp_path):
     assert set(counts.values()) == {1}
     pids = {path.name.split("-")[0] for path in log_dir.glob("*.json")}
     assert len(pids) >= 1
+
+
+# ------------------------------------------------- the persistent user cache
+
+
+def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv(CACHE_DIR_ENV, "~/embeddings")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "embeddings"
+    for off in ("off", "OFF", "0", "false"):
+        monkeypatch.setenv(CACHE_DIR_ENV, off)
+        assert default_cache_dir() is None
+    monkeypatch.setenv(CACHE_DIR_ENV, "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "skhftt"
+    monkeypatch.delenv(CACHE_DIR_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    assert default_cache_dir() == tmp_path / ".cache" / "skhftt"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == tmp_path / ".cache" / "skhftt"
+
+
+def test_the_default_persists_encoders_with_a_stable_identity(user_cache_dir):
+    encoder = StableEncoder()
+    texts = [f"kept {i}" for i in range(30)]
+    first = encode_texts(encoder, texts)
+    assert len(shard_files(user_cache_dir)) >= 1
+    forget_disk_state()
+    again = encode_texts(encoder, texts)
+    assert set(encoder.counts().values()) == {1}
+    np.testing.assert_array_equal(again, first)
+
+
+def test_the_default_keeps_other_encoders_in_process(user_cache_dir, counting_encoder):
+    before = cache_info()["disk"]["texts"]
+    encode_texts(counting_encoder, ["in process only"])
+    assert cache_info()["disk"]["texts"] == before
+    encode_texts(counting_encoder, ["in process only"])
+    assert counting_encoder.counts() == {"in process only": 1}
+
+
+def test_cache_dir_false_stays_in_process(user_cache_dir):
+    encoder = StableEncoder()
+    encode_texts(encoder, ["never on disk"], cache_dir=False)
+    assert not any(encoder.identity in path.read_text() for path in user_cache_dir.glob("*/*.json"))
+    encode_texts(encoder, ["never on disk"], cache_dir=False)
+    assert encoder.counts() == {"never on disk": 1}
+
+
+def test_cache_dir_off_in_the_environment_stays_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, "off")
+    encoder = StableEncoder()
+    encode_texts(encoder, ["a"])
+    assert cache_info()["disk"]["path"] is None
+    assert encoder.counts() == {"a": 1}
+
+
+def test_an_unusable_default_folder_falls_back_with_a_warning(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(blocker))
+    encoder = StableEncoder()
+    with pytest.warns(RuntimeWarning, match=r"a-file.*cannot be used.*this process only"):
+        result = encode_texts(encoder, ["a", "b"])
+    np.testing.assert_array_equal(result, direct(encoder, ["a", "b"]))
+
+
+@pytest.mark.parametrize("cache_dir", [True, 3, ["dir"]])
+def test_cache_dir_must_be_none_false_or_a_folder(counting_encoder, cache_dir):
+    with pytest.raises(TypeError, match="cache_dir must be None"):
+        encode_texts(counting_encoder, ["a"], cache_dir=cache_dir)
+
+
+def test_cache_info_counts_each_store(tmp_path, counting_encoder):
+    clear_embedding_cache(False)
+    empty = cache_info(tmp_path)
+    assert empty["memory"]["texts"] == 0 and empty["memory"]["bytes"] == 0
+    assert empty["disk"] == {
+        "path": str(tmp_path), "encoders": 0, "texts": 0, "bytes": 0,
+        "limit": get_cache_limits()["disk"],
+    }  # fmt: skip
+    encode_texts(counting_encoder, ["a", "b", "c"])
+    encode_texts(StableEncoder(dim=8), ["x", "y"], cache_dir=tmp_path)
+    encode_texts(StableEncoder(dim=8), ["z"], cache_dir=tmp_path)
+    info = cache_info(tmp_path)
+    assert info["memory"]["encoders"] == 1 and info["memory"]["texts"] == 3
+    assert info["memory"]["bytes"] == 3 * counting_encoder.dim * 4
+    assert info["disk"]["encoders"] == 2 and info["disk"]["texts"] == 3
+    assert info["disk"]["bytes"] >= 3 * 8 * 4
+    clear_embedding_cache(tmp_path)
+    cleared = cache_info(tmp_path)
+    assert cleared["memory"]["texts"] == 0 and cleared["disk"]["texts"] == 0
+
+
+def test_clear_none_deletes_the_default_folder(user_cache_dir):
+    encoder = StableEncoder()
+    encode_texts(encoder, ["to be cleared"])
+    assert cache_info()["disk"]["texts"] >= 1
+    clear_embedding_cache()
+    assert cache_info()["disk"]["texts"] == 0
+    encode_texts(encoder, ["to be cleared"])
+    assert encoder.counts() == {"to be cleared": 2}
+
+
+_FIT_SCRIPT = textwrap.dedent(
+    """
+    from skhftt.detectors.hftt import HFTTDetector
+    from skhftt.embedding.encoders.hashing import HashingEncoder
+
+    encoder = HashingEncoder(dim=24)
+    world = [f"a photo of thing number {i}" for i in range(300)]
+    HFTTDetector(encoder=encoder, random_state=0).fit(world, ["a red apple", "a green pear"])
+    print(encoder.n_texts_encoded)
+    """
+)
+
+
+def _fit_in_a_new_process(cache_dir: str) -> int:
+    env = {**os.environ, CACHE_DIR_ENV: cache_dir}
+    done = subprocess.run(
+        [sys.executable, "-c", _FIT_SCRIPT],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return int(done.stdout.split()[-1])
+
+
+def test_a_second_process_encodes_nothing_with_the_default_cache(tmp_path):
+    folder = str(tmp_path / "user-cache")
+    assert _fit_in_a_new_process(folder) == 302
+    assert _fit_in_a_new_process(folder) == 0

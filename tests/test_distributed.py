@@ -100,12 +100,12 @@ def test_image_shards_load_the_encoder_once_per_worker(tmp_path, client, tiny_cl
             [r["score"] or 0.0 for r in got[name]], [r["score"] or 0.0 for r in rows], rtol=1e-5
         )
 
-    def loaded_models():
-        from skhftt.embedding.encoders import _torch
+    def n_loaded_models():
+        from skhftt.embedding.encoders import loaded_models
 
-        return len({id(loaded.model) for loaded in _torch._MODELS.values()})
+        return len(loaded_models())
 
-    per_worker = client.run(loaded_models)
+    per_worker = client.run(n_loaded_models)
     assert sorted(per_worker.values()) == [1, 1], per_worker
 
 

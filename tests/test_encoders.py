@@ -24,6 +24,7 @@ from skhftt.embedding.encoders import (
     SentenceTransformerEncoder,
     clear_cache,
     list_backends,
+    loaded_models,
     resolve_encoder,
 )
 
@@ -299,3 +300,46 @@ def test_hub_id_loads_from_the_local_cache(tiny_clip, tiny_clip_dir, tmp_path):
     )
     np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
 
+
+
+# ------------------------------------------------------ loading, import time
+
+
+def test_loaded_models_lists_each_model_once(tiny_clip, tiny_clip_dir):
+    mine = [
+        model for model in loaded_models()
+        if model["name"] == str(tiny_clip_dir.resolve()) and model["device"] == "cpu"
+    ]  # fmt: skip
+    assert mine == [
+        {"backend": "sentence_transformers", "name": str(tiny_clip_dir.resolve()),
+         "revision": tiny_clip.revision, "device": "cpu"}
+    ]  # fmt: skip
+    assert tiny_clip.stable_identity
+
+
+def test_loading_hides_transformers_progress_bars_unless_asked(tiny_clip_dir, tmp_path, capfd):
+    from transformers.utils.logging import set_tqdm_hook
+
+    copy = shutil.copytree(tiny_clip_dir, tmp_path / "clip")
+    capfd.readouterr()
+    resolve_encoder(copy, device="cpu")
+    assert "Loading weights" not in capfd.readouterr().err
+    clear_cache()
+    resolve_encoder(copy, device="cpu", show_progress=True)
+    assert "Loading weights" in capfd.readouterr().err
+    clear_cache()
+    user_hook = set_tqdm_hook(None)
+    assert user_hook is None  # the loader's hook was removed again
+
+
+def test_importing_skhftt_imports_no_model_library():
+    script = (
+        "import sys, skhftt, skhftt.embedding, skhftt.embedding.encoders\n"
+        "print(sorted(m for m in ('transformers', 'sentence_transformers', 'open_clip', "
+        "'huggingface_hub', 'PIL') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "[]"

@@ -5,6 +5,7 @@ import pytest
 from _synthetic import make_task_world
 
 from skhftt import HFTTDetector
+from skhftt.embedding import Texts
 from skhftt.embedding.encoders.hashing import HashingEncoder
 from skhftt.removal.explain import explain_scores, nearest_texts
 
@@ -32,13 +33,14 @@ def test_nearest_texts_are_sorted_and_match_direct_cosines(text_detector):
 
 
 def test_explain_scores_names_the_dominant_column(text_detector):
-    explanation = explain_scores(text_detector, ["a photo of an apple", "a bus and a train"])
+    texts = Texts(["a photo of an apple", "a bus and a train"])
+    explanation = explain_scores(text_detector, texts)
     assert explanation.column[0] == "fruit" and explanation.is_task_column[0]
     assert explanation.column[1].startswith("learned_") and not explanation.is_task_column[1]
     assert ((explanation.share > 0) & (explanation.share <= 1)).all()
     np.testing.assert_allclose(
         explanation.scores,
-        text_detector.score_samples(["a photo of an apple", "a bus and a train"]),
+        text_detector.score_samples(texts),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from skhftt.embedding.inputs import (
-    ImagePaths,
-    Texts,
-    is_image_path,
-    load_image,
-    looks_like_path,
-    to_embeddings,
-)
+from skhftt.embedding.images import load_image
+from skhftt.embedding.inputs import ImagePaths, Texts, to_embeddings
 
 
 def embed(encoder, X, **kwargs):
@@ -31,63 +26,83 @@ def rgb_array(path: Path) -> np.ndarray:
 
 # ------------------------------------------------------------ the str rule
 
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "cat.jpg",
-        "photos/cat.JPEG",
-        "My Holiday Photo.png",
-        "/data/images/0001",
-        "~/pictures/dog",
-        "./scan",
-        "../scan",
-        "C:\\images\\x",
-        "data/img_0001",
-        "shard-7\\0001",
-    ],
-)
-def test_path_like_strings(text):
-    assert looks_like_path(text)
+TEXTS_NAMED_LIKE_FILES = ["cat", "LICENSE", "AC/DC", "24/7", "holiday.jpg"]
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "a photo of a cat",
-        "cat",
-        "a black/white photo of a dog",
-        "the file is called photo.png\nand it is lovely",
-        "3.14",
-        "e.g. a dog",
-        "~5 dogs on a beach",
-    ],
-)
-def test_text_strings(text):
-    assert not looks_like_path(text)
-    assert not is_image_path(text)
+@pytest.fixture
+def text_named_files(tmp_path, monkeypatch, sample_arrays):
+    """A working directory holding files named like texts: an image 'cat', a text 'LICENSE'."""
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(sample_arrays["astronaut"]).save(tmp_path / "cat", format="PNG")
+    (tmp_path / "LICENSE").write_text("BSD-3-Clause", "utf-8")
+    return tmp_path
 
 
-def test_existing_file_is_a_path_whatever_its_name(image_files):
-    assert is_image_path(str(image_files["scan_0001"]))
+def test_texts_wrapper_embeds_texts_whatever_files_exist(tiny_clip, text_named_files):
+    texts = Texts(TEXTS_NAMED_LIKE_FILES)
+    np.testing.assert_allclose(
+        embed(tiny_clip, texts), tiny_clip.encode_text(TEXTS_NAMED_LIKE_FILES), atol=1e-6
+    )
 
 
-def test_missing_path_like_string_raises_naming_it(tmp_path):
-    missing = str(tmp_path / "nope.jpg")
-    with pytest.raises(FileNotFoundError, match=r"nope\.jpg"):
-        is_image_path(missing)
-    with pytest.raises(FileNotFoundError, match="AC/DC"):
-        is_image_path("AC/DC")
+@pytest.mark.parametrize("text", ["cat", "a photo of a dog", "AC/DC", "24/7", "e.g. a dog"])
+def test_a_str_is_never_embedded_as_a_text(tiny_clip, tmp_path, monkeypatch, text):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=re.escape(repr(text))):
+        embed(tiny_clip, [text])
 
 
-def test_directory_is_not_an_image(tmp_path):
+def test_a_str_naming_a_file_is_that_file(tiny_clip, text_named_files, sample_arrays):
+    np.testing.assert_allclose(
+        embed(tiny_clip, ["cat"]), embed(tiny_clip, [sample_arrays["astronaut"]]), atol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"'LICENSE'.*not a readable image"):
+        embed(tiny_clip, ["LICENSE"])
+
+
+def test_a_missing_text_like_path_says_how_to_embed_texts(tiny_clip, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"X\[1\]: image file 'a dog' not found.*Texts"):
+        embed(tiny_clip, [Image.new("RGB", (8, 8)), "a dog"])
+    with pytest.raises(FileNotFoundError) as info:
+        embed(tiny_clip, ["photos/dog.jpg"])
+    assert "Texts" not in str(info.value)
+
+
+def test_string_arrays_are_paths_too(tiny_clip, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="'cat'"):
+        embed(tiny_clip, np.array(["cat", "dog"]))
+
+
+def test_a_missing_file_fails_before_anything_is_encoded(tmp_path, sample_arrays):
+    from skhftt.embedding.encoders.hashing import HashingEncoder
+
+    class Counting(HashingEncoder):
+        images = 0
+
+        def encode_image(self, images, **kwargs):
+            Counting.images += len(images)
+            return super().encode_image(images, **kwargs)
+
+    with pytest.raises(FileNotFoundError, match=r"missing\.png"):
+        to_embeddings(
+            [sample_arrays["astronaut"]] * 3 + [tmp_path / "missing.png"],
+            encoder=Counting(),
+            dim=None,
+            batch_size=2,
+        )
+    assert Counting.images == 0
+
+
+def test_directory_is_not_an_image(tiny_clip, tmp_path):
     with pytest.raises(FileNotFoundError, match="directory"):
-        is_image_path(str(tmp_path) + os.sep)
+        embed(tiny_clip, [str(tmp_path) + os.sep])
 
 
-def test_url_is_refused():
+def test_url_is_refused(tiny_clip):
     with pytest.raises(ValueError, match="URL"):
-        is_image_path("https://example.com/cat.jpg")
+        embed(tiny_clip, ["https://example.com/cat.jpg"])
 
 
 # ------------------------------------------------- one image, many forms
@@ -239,16 +254,9 @@ def test_load_image_always_rgb(image_files):
 
 def test_texts_embed_with_the_text_tower(tiny_clip):
     texts = ["a photo of a cat", "a photo of a dog"]
-    np.testing.assert_allclose(embed(tiny_clip, texts), tiny_clip.encode_text(texts), atol=1e-6)
-
-
-def test_texts_wrapper_overrides_the_rule(tiny_clip):
-    texts = Texts(["AC/DC", "holiday.jpg"])
     np.testing.assert_allclose(
-        embed(tiny_clip, texts), tiny_clip.encode_text(list(texts)), atol=1e-6
+        embed(tiny_clip, Texts(texts)), tiny_clip.encode_text(texts), atol=1e-6
     )
-    with pytest.raises(FileNotFoundError, match="AC/DC"):
-        embed(tiny_clip, ["AC/DC", "holiday.jpg"])
 
 
 def test_image_paths_wrapper(tiny_clip, image_files, tmp_path):
@@ -269,14 +277,14 @@ def test_wrappers_validate_items():
         ImagePaths([Image.new("RGB", (4, 4))])
 
 
-def test_mixed_texts_and_images_keep_order(tiny_clip, image_files):
-    mixed = embed(tiny_clip, ["a photo of a cat", image_files["astronaut.png"], "a dog"])
-    np.testing.assert_allclose(
-        mixed[[0, 2]], tiny_clip.encode_text(["a photo of a cat", "a dog"]), atol=1e-6
+def test_mixed_image_forms_keep_order(tiny_clip, image_files, sample_arrays):
+    path = image_files["astronaut.png"]
+    mixed = embed(
+        tiny_clip, [str(path), sample_arrays["coffee"], path.read_bytes(), Image.open(path)]
     )
-    np.testing.assert_allclose(
-        mixed[1], embed(tiny_clip, [image_files["astronaut.png"]])[0], atol=1e-6
-    )
+    np.testing.assert_allclose(mixed[[2, 3]], mixed[[0, 0]], atol=1e-6)
+    np.testing.assert_allclose(mixed[1], embed(tiny_clip, [sample_arrays["coffee"]])[0], atol=1e-6)
+    assert not np.allclose(mixed[0], mixed[1], atol=1e-3)
 
 
 def test_embeddings_pass_through(tiny_clip):
@@ -290,12 +298,12 @@ def test_embeddings_pass_through(tiny_clip):
 # ---------------------------------------------------------------- errors
 
 
-def test_nonexistent_path_names_the_file(tiny_clip, tmp_path):
+def test_nonexistent_path_names_the_file(tiny_clip, tmp_path, image_files):
     missing = tmp_path / "missing.png"
     with pytest.raises(FileNotFoundError, match=r"missing\.png"):
         embed(tiny_clip, [str(missing)])
     with pytest.raises(FileNotFoundError, match=r"X\[1\].*missing\.png"):
-        embed(tiny_clip, ["a cat", missing])
+        embed(tiny_clip, [image_files["astronaut.png"], missing])
 
 
 def test_corrupt_file_names_the_file(tiny_clip, image_files):
@@ -323,8 +331,8 @@ def test_single_items_and_unknown_items(tiny_clip, image_files):
         embed(tiny_clip, str(image_files["astronaut.jpg"]))
     with pytest.raises(TypeError, match="wrap it in a list"):
         embed(tiny_clip, Image.open(image_files["astronaut.jpg"]))
-    with pytest.raises(TypeError, match=r"X\[1\] is dict"):
-        embed(tiny_clip, ["a cat", {"image": 1}])
+    with pytest.raises(TypeError, match=r"X\[1\] is dict.*Texts"):
+        embed(tiny_clip, [image_files["astronaut.jpg"], {"image": 1}])
     with pytest.raises(ValueError, match="empty"):
         embed(tiny_clip, [])
 
@@ -333,7 +341,7 @@ def test_precomputed_mode_refuses_images_and_texts(image_files):
     with pytest.raises(TypeError, match=r"images.*precomputed"):
         to_embeddings([image_files["astronaut.jpg"]], encoder=None, dim=16)
     with pytest.raises(TypeError, match=r"texts.*precomputed"):
-        to_embeddings(["a cat"], encoder=None, dim=16)
+        to_embeddings(Texts(["a cat"]), encoder=None, dim=16)
     rows = np.eye(16, dtype=np.float32)[:2]
     np.testing.assert_array_equal(to_embeddings(rows, encoder=None, dim=16), rows)
 

@@ -168,8 +168,10 @@ def test_a_detector_pickled_under_an_old_module_name_loads():
     from skhftt.detectors import MCMDetector
 
     det = MCMDetector(encoder="precomputed").fit(None, np.eye(3, 8))
-    # What skhftt 0.1 wrote: the class under its old module.
-    payload = pickle.dumps(det).replace(b"skhftt.detectors.zero_shot", b"skhftt.baselines")
+    # What skhftt 0.1 wrote: the class under its old module (protocol 0 names
+    # globals as text lines, so the name can be swapped without re-framing).
+    payload = pickle.dumps(det, protocol=0).replace(
+        b"skhftt.detectors.zero_shot", b"skhftt.baselines")
     assert b"skhftt.baselines" in payload
     restored = pickle.loads(payload)
     assert type(restored) is MCMDetector

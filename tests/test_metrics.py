@@ -10,6 +10,7 @@ from sklearn.metrics import roc_curve
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
 from skhftt import HFTTDetector
+from skhftt.embedding import Texts
 from skhftt.embedding.encoders.hashing import HashingEncoder
 from skhftt.evaluation.metrics import (
     HeldOutScorer,
@@ -199,7 +200,7 @@ def test_held_out_scorer_embeds_images_once_per_encoder():
     world = [f"a photo of a {w}" for w in ("car", "tree", "house", "road", "boat", "lamp")]
     det = HFTTDetector(encoder=encoder, random_state=0).fit(world, ["a red apple"])
     held_out = ["a red apple", "a green apple", "a fast car", "a tall tree"]
-    scorer = HeldOutScorer(held_out, [1, 1, 0, 0], metric="auroc")
+    scorer = HeldOutScorer(Texts(held_out), [1, 1, 0, 0], metric="auroc")
     before = encoder.n_texts_encoded
     first = scorer(det)
     encoded = encoder.n_texts_encoded - before

@@ -12,6 +12,9 @@ everything images may show. This module provides both.
   80 CLIP prompt templates; :func:`imagenet_classes` and
   :func:`imagenet_templates` give the pieces.
 * :func:`templated_task` -- the same expansion for any list of class names.
+* :func:`wordnet_lemmas` -- the head lemmas of WordNet 3.0's nouns and
+  adjectives with their lexicographer categories: the candidate labels that
+  NegLabel and CSP mine their negatives from.
 * :func:`low_quality_task` -- low-quality image detection as a task: ten
   defects (blur, compression artifacts, noise, bad exposure, ...), each
   with a few captions (:mod:`skhftt.evaluation` applies the same defects to
@@ -29,6 +32,7 @@ from skhftt.corpora._imagenet import (
 )
 from skhftt.corpora._quality import low_quality_task
 from skhftt.corpora._readers import dedupe_texts, read_texts
+from skhftt.corpora._wordnet import WordNetLemmas, wordnet_lemmas
 from skhftt.corpora._world import (
     WORLD_TEMPLATE,
     apply_template,
@@ -39,6 +43,7 @@ from skhftt.corpora._world import (
 __all__ = [
     "WORLD_TEMPLATE",
     "ImageNetClasses",
+    "WordNetLemmas",
     "apply_template",
     "dedupe_texts",
     "imagenet_classes",
@@ -48,16 +53,13 @@ __all__ = [
     "low_quality_task",
     "read_texts",
     "templated_task",
+    "wordnet_lemmas",
     "world_words",
 ]
 
-_MOVED_TO_EVALUATION = ("CORRUPTIONS", "corrupt_image", "make_corruption_set")
 
+def __getattr__(name: str) -> object:
+    # The image defects moved to skhftt.evaluation: corpora holds texts only.
+    from skhftt._moved import moved_attribute
 
-def __getattr__(name: str):
-    # The image defects moved to skhftt.evaluation; corpora holds texts only.
-    if name in _MOVED_TO_EVALUATION:
-        from skhftt import evaluation
-
-        return getattr(evaluation, name)
-    raise AttributeError(f"module 'skhftt.corpora' has no attribute {name!r}")
+    return moved_attribute(__name__, name)

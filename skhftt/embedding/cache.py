@@ -1,25 +1,38 @@
 """Text-embedding cache keyed by (encoder identity, text).
 
 The encoder is frozen, so the embedding of a text never changes: each distinct
-text is encoded once and reused by every later fit, fold and grid-search
-candidate. Two stores back :func:`encode_texts`:
+text is encoded once and reused by every later fit, fold, grid-search
+candidate and -- on disk -- every later process. ``cache_dir`` selects the
+store of :func:`encode_texts`:
 
-* **In process** (always on, unless its limit is 0): a module-level store per
-  encoder identity, shared by every detector in the process. Its total size is
-  bounded (2 GiB by default); when a new block would exceed the bound, the
-  least recently used blocks are dropped.
-* **On disk** (when ``cache_dir`` is given): one folder per encoder identity
-  holding immutable, memory-mapped ``.npy`` shards. Several processes (e.g.
-  the workers of ``GridSearchCV(n_jobs=2)``) may share it: encoding takes a
-  file lock per identity, so a text is encoded by one process only, and
-  shards appear by atomic renames, so readers never see a partial shard. The
-  folder's total size is bounded (10 GiB by default); least recently used
-  shards are deleted first.
+* ``None`` (the default): the **persistent user cache**, the folder named by
+  the environment variable ``SKHFTT_CACHE_DIR``, else
+  ``$XDG_CACHE_HOME/skhftt``, else ``~/.cache/skhftt``. It is used for
+  encoders whose identity changes whenever their embeddings would
+  (``encoder.stable_identity``: every skhftt backend loaded at a known
+  revision or content digest); other encoders use the in-process store.
+  ``SKHFTT_CACHE_DIR=off`` turns the persistent cache off for every process;
+  a folder that cannot be written falls back to the in-process store with a
+  warning.
+* a folder: that folder, for every encoder.
+* ``False``: the in-process store only.
+
+**In process**: a module-level store per encoder identity, shared by every
+detector in the process. Its total size is bounded (2 GiB by default); when a
+new block would exceed the bound, the least recently used blocks are dropped.
+
+**On disk**: one folder per encoder identity holding immutable, memory-mapped
+``.npy`` shards. Several processes (e.g. the workers of
+``GridSearchCV(n_jobs=2)``) may share it: encoding takes a file lock per
+identity, so a text is encoded by one process only, and shards appear by
+atomic renames, so readers never see a partial shard. The folder's total size
+is bounded (10 GiB by default); least recently used shards are deleted first.
 
 Limits are set with :func:`set_cache_limits` in one process, or with the
 environment variables ``SKHFTT_CACHE_MEMORY_BYTES`` and
 ``SKHFTT_CACHE_DISK_BYTES`` for every process started after they are set
-(worker processes included).
+(worker processes included). :func:`cache_info` reports what each store
+holds; :func:`clear_embedding_cache` empties them.
 """
 
 from __future__ import annotations
@@ -41,18 +54,24 @@ from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
-from tqdm.auto import tqdm
 
 from skhftt.embedding.encoders.base import Encoder
+from skhftt.embedding.progress import progress
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "DEFAULT_DISK_BYTES",
     "DEFAULT_MEMORY_BYTES",
     "DISK_ENV",
+    "MAX_SHARDS",
     "MEMORY_ENV",
+    "STALE_SECONDS",
+    "cache_info",
     "clear_embedding_cache",
+    "default_cache_dir",
     "encode_texts",
     "get_cache_limits",
+    "reset_cache_limits",
     "set_cache_limits",
 ]
 
@@ -60,9 +79,13 @@ DEFAULT_MEMORY_BYTES = 2 * 1024**3
 DEFAULT_DISK_BYTES = 10 * 1024**3
 MEMORY_ENV = "SKHFTT_CACHE_MEMORY_BYTES"
 DISK_ENV = "SKHFTT_CACHE_DISK_BYTES"
+CACHE_DIR_ENV = "SKHFTT_CACHE_DIR"
+MAX_SHARDS = 64
+"""Shards one encoder may have in a cache folder before the smallest are merged."""
+STALE_SECONDS = 3600.0
+"""Age after which a temporary file left by a killed process is deleted."""
 
-_MAX_SHARDS = 64
-_STALE_SECONDS = 3600.0
+_OFF = frozenset({"0", "off", "false", "no", "none"})
 _ROW_BITS = 40
 _ROW_MASK = (1 << _ROW_BITS) - 1
 _UNITS = {
@@ -122,24 +145,24 @@ def set_cache_limits(*, memory: int | str | None = None, disk: int | str | None 
         ``"2GiB"``. ``0`` disables it. Least recently used blocks are dropped
         first. ``None`` leaves the current limit unchanged.
     disk : int or str, optional
-        Most bytes a ``cache_dir`` may hold, e.g. ``"10GB"``. Least recently
+        Most bytes a cache folder may hold, e.g. ``"10GB"``. Least recently
         used shards are deleted first. ``0`` keeps nothing on disk. ``None``
         leaves the current limit unchanged.
 
     Notes
     -----
-    The limits apply to this process only. Worker processes (``GridSearchCV``
-    with ``n_jobs > 1``, Dask workers) read the environment variables
-    ``SKHFTT_CACHE_MEMORY_BYTES`` and ``SKHFTT_CACHE_DISK_BYTES`` instead; set
-    those before starting the workers to bound every process. Defaults: 2 GiB
-    in memory, 10 GiB on disk.
+    The limits apply to this process only, until :func:`reset_cache_limits`.
+    Worker processes (``GridSearchCV`` with ``n_jobs > 1``, Dask workers)
+    read the environment variables ``SKHFTT_CACHE_MEMORY_BYTES`` and
+    ``SKHFTT_CACHE_DISK_BYTES`` instead; set those before starting the
+    workers to bound every process. Defaults: 2 GiB in memory, 10 GiB on disk.
 
     Examples
     --------
     >>> set_cache_limits(memory="1GiB")
     >>> get_cache_limits()["memory"]
     1073741824
-    >>> set_cache_limits(memory=DEFAULT_MEMORY_BYTES)
+    >>> reset_cache_limits()
     """
     if memory is not None:
         _limit_overrides["memory"] = _parse_bytes(memory, name="memory")
@@ -149,33 +172,160 @@ def set_cache_limits(*, memory: int | str | None = None, disk: int | str | None 
         _limit_overrides["disk"] = _parse_bytes(disk, name="disk")
 
 
+def reset_cache_limits() -> None:
+    """Forget the limits set by :func:`set_cache_limits`.
+
+    The environment variables ``SKHFTT_CACHE_MEMORY_BYTES`` and
+    ``SKHFTT_CACHE_DISK_BYTES``, or the defaults, apply again.
+    """
+    _limit_overrides.clear()
+    with _MEMORY.lock:
+        _MEMORY.evict(_limit("memory"))
+
+
 def get_cache_limits() -> dict[str, int]:
     """Return the cache limits in force, in bytes: ``{"memory": ..., "disk": ...}``."""
     return {"memory": _limit("memory"), "disk": _limit("disk")}
 
 
-def clear_embedding_cache(cache_dir: str | PathLike[str] | None = None) -> None:
-    """Empty the in-process store, or delete the cache kept in ``cache_dir``.
+# -------------------------------------------------------------------- folders
+
+
+def default_cache_dir() -> Path | None:
+    """The folder of the persistent user cache, or None when it is turned off.
+
+    ``$SKHFTT_CACHE_DIR`` when set (``off``, ``0`` or ``false`` turn the
+    persistent cache off; an empty value counts as unset), else
+    ``$XDG_CACHE_HOME/skhftt`` when ``XDG_CACHE_HOME`` is an absolute path,
+    else ``~/.cache/skhftt``. The folder is created on first use.
+
+    Examples
+    --------
+    >>> default_cache_dir()  # doctest: +SKIP
+    PosixPath('/home/me/.cache/skhftt')
+    """
+    value = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if value.lower() in _OFF:
+        return None
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path("~/.cache").expanduser()
+    return base / "skhftt"
+
+
+def _selected_root(cache_dir: object) -> Path | None:
+    """The folder ``cache_dir`` selects (None: the in-process store)."""
+    if cache_dir is False:
+        return None
+    if cache_dir is None:
+        return default_cache_dir()
+    if isinstance(cache_dir, (str, PathLike)) and not isinstance(cache_dir, bool):
+        return Path(fspath(cache_dir)).expanduser()
+    raise TypeError(
+        f"cache_dir must be None (the persistent user cache), False (this process "
+        f"only) or a folder; got {type(cache_dir).__name__} ({cache_dir!r})."
+    )
+
+
+def _usable_default(root: Path) -> Path | None:
+    """``root`` if the default folder can be written, else None with a warning."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PermissionError("no permission to write there")
+    except OSError as exc:
+        warnings.warn(
+            f"The embedding cache folder {fspath(root)!r} cannot be used "
+            f"({type(exc).__name__}: {exc}); embeddings are kept in this process "
+            f"only. Set {CACHE_DIR_ENV} to a writable folder, or {CACHE_DIR_ENV}=off.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return None
+    return root
+
+
+def _store_root(cache_dir: object, encoder: object) -> Path | None:
+    """The folder :func:`encode_texts` uses, or None for the in-process store."""
+    root = _selected_root(cache_dir)
+    if cache_dir is not None or root is None:
+        return root
+    if not getattr(encoder, "stable_identity", False):
+        return None
+    return _usable_default(root)
+
+
+def cache_info(cache_dir: str | PathLike[str] | bool | None = None) -> dict[str, dict]:
+    """What the in-process store and a cache folder hold.
 
     Parameters
     ----------
-    cache_dir : path-like, optional
-        ``None`` empties the in-process store. A path deletes every encoder's
-        embeddings kept under it (other files there are left alone).
+    cache_dir : None, False or path-like, default=None
+        The folder to describe: ``None`` the persistent user cache
+        (:func:`default_cache_dir`), a path that folder, ``False`` none.
+
+    Returns
+    -------
+    dict
+        ``{"memory": {"encoders", "texts", "bytes", "limit"}, "disk": {"path",
+        "encoders", "texts", "bytes", "limit"}}``: per store, how many encoder
+        identities and texts it holds, its size in bytes and its limit.
+        ``disk["path"]`` is the folder, or None when none is selected.
+
+    Examples
+    --------
+    >>> info = cache_info(False)
+    >>> sorted(info), info["disk"]["path"] is None
+    (['disk', 'memory'], True)
     """
-    if cache_dir is None:
-        with _MEMORY.lock:
-            _MEMORY.evict(0)
-        return
-    root = Path(fspath(cache_dir)).expanduser()
-    if not root.is_dir():
+    root = _selected_root(cache_dir)
+    with _MEMORY.lock:
+        memory = {
+            "encoders": sum(1 for space in _MEMORY.spaces.values() if space.blocks),
+            "texts": sum(len(space.index) for space in _MEMORY.spaces.values()),
+            "bytes": _MEMORY.nbytes,
+            "limit": _limit("memory"),
+        }
+    disk: dict[str, object] = {"path": None if root is None else fspath(root)}
+    encoders = texts = nbytes = 0
+    if root is not None and root.is_dir():
+        for space in _space_dirs(root):
+            encoders += 1
+            for _, size, json_path in _shard_files(space):
+                nbytes += size
+                try:
+                    texts += len(np.load(json_path.with_suffix(".npy"), mmap_mode="r"))
+                except (OSError, ValueError):
+                    continue
+    disk.update(encoders=encoders, texts=texts, bytes=nbytes, limit=_limit("disk"))
+    return {"memory": memory, "disk": disk}
+
+
+def clear_embedding_cache(cache_dir: str | PathLike[str] | bool | None = None) -> None:
+    """Empty the in-process store and delete the embeddings kept in a folder.
+
+    After ``clear_embedding_cache(cache_dir)``, ``encode_texts(...,
+    cache_dir=cache_dir)`` encodes every text again.
+
+    Parameters
+    ----------
+    cache_dir : None, False or path-like, default=None
+        ``None``: also delete the persistent user cache
+        (:func:`default_cache_dir`). A path: also delete the embeddings of
+        every encoder kept under it (other files there are left alone).
+        ``False``: only forget what this process holds, files stay; the
+        next read of a folder then sees it as a new process would.
+    """
+    _MEMORY.clear()
+    with _DISK_LOCK:
+        _DISK_SPACES.clear()
+    root = _selected_root(cache_dir)
+    if root is None or not root.is_dir():
         return
     with FileLock(root / ".lock"):
         for space_dir in _space_dirs(root):
             shutil.rmtree(space_dir, ignore_errors=True)
-    with _DISK_LOCK:
-        for key in [key for key in _DISK_SPACES if key.parent == root.resolve()]:
-            del _DISK_SPACES[key]
 
 
 # ------------------------------------------------------------------- encoding
@@ -186,8 +336,8 @@ def encode_texts(
     texts: Sequence[str],
     *,
     batch_size: int = 256,
-    show_progress: bool = False,
-    cache_dir: str | PathLike[str] | None = None,
+    show_progress: bool | None = None,
+    cache_dir: str | PathLike[str] | bool | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` with ``encoder``, reusing embeddings computed before.
 
@@ -203,11 +353,17 @@ def encode_texts(
         Texts to embed. Repeats are allowed and encoded once.
     batch_size : int, default=256
         Texts per call to ``encoder.encode_text``.
-    show_progress : bool, default=False
-        Show a progress bar over the texts being encoded.
-    cache_dir : path-like, optional
-        Folder of a persistent cache shared between processes (created if
-        missing; ``~`` is expanded). ``None`` uses the in-process store only.
+    show_progress : bool or None, default=None
+        True: a progress bar over the texts being encoded. False: nothing.
+        None: report only long encodes (10,000 texts or more not cached yet,
+        or still running after 10 s) on stderr, as a progress bar on a
+        terminal and as one line with the time left otherwise;
+        ``SKHFTT_PROGRESS=off`` silences it.
+    cache_dir : None, False or path-like, default=None
+        ``None``: the persistent user cache (see :func:`default_cache_dir`)
+        for an encoder with ``stable_identity``, the in-process store for
+        others. A path: that folder, shared between processes (created if
+        missing; ``~`` is expanded). ``False``: the in-process store only.
 
     Returns
     -------
@@ -230,12 +386,13 @@ def encode_texts(
         raise TypeError(f"batch_size must be an int; got {batch_size!r}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    root = _store_root(cache_dir, encoder)
     if not texts:
         return np.empty((0, dim), dtype=np.float32)
-    job = _Job(encoder, identity, dim, int(batch_size), bool(show_progress))
-    if cache_dir is None:
-        return _MEMORY.encode(job, texts)
-    root = Path(fspath(cache_dir)).expanduser()
+    if root is None:
+        return _MEMORY.encode(_Job(encoder, identity, dim, int(batch_size), show_progress), texts)
+    kept = f" (kept in {fspath(root)!r} for later runs)"
+    job = _Job(encoder, identity, dim, int(batch_size), show_progress, kept)
     return _disk_space(root, identity, dim).encode(job, texts)
 
 
@@ -275,23 +432,25 @@ class _Job:
     identity: str
     dim: int
     batch_size: int
-    show_progress: bool
+    show_progress: bool | None
+    where: str = ""
 
     def batches(self, texts: Sequence[str]) -> Iterable[tuple[int, np.ndarray]]:
         """Encode ``texts`` batch by batch; yield (start row, float32 batch)."""
-        with tqdm(
-            total=len(texts),
-            desc="Encoding texts",
+        with progress(
+            len(texts),
+            what="texts",
             unit="text",
-            disable=not self.show_progress,
-        ) as bar:
+            show=self.show_progress,
+            detail=f" with {self.identity!r}{self.where}",
+        ) as update:
             for start in range(0, len(texts), self.batch_size):
                 chunk = list(texts[start : start + self.batch_size])
                 batch = self.encoder.encode_text(
                     chunk, batch_size=self.batch_size, show_progress=False
                 )
                 yield start, self._check_batch(batch, len(chunk))
-                bar.update(len(chunk))
+                update(len(chunk))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``texts`` into one new array, batch by batch."""
@@ -429,6 +588,12 @@ class _MemoryStore:
             space.index[text] = (block_id << _ROW_BITS) | row
         self.nbytes += new.nbytes
         return block_id
+
+    def clear(self) -> None:
+        """Drop everything."""
+        with self.lock:
+            self.spaces.clear()
+            self.nbytes = 0
 
     def evict(self, budget: int) -> None:
         """Drop least recently used blocks until at most ``budget`` bytes remain."""
@@ -709,7 +874,7 @@ def _is_stale_leftover(entry: os.DirEntry[str], space: Path, now: float) -> bool
     if not (orphan or entry.name.startswith("tmp-")):
         return False
     try:
-        return now - entry.stat().st_mtime > _STALE_SECONDS
+        return now - entry.stat().st_mtime > STALE_SECONDS
     except FileNotFoundError:
         return False
 
@@ -734,14 +899,14 @@ def _evict(root: Path, limit: int, *, keep: Path) -> None:
 
 
 def _compact(space: Path, *, keep: Path) -> None:
-    """Merge the smallest shards when ``space`` holds more than ``_MAX_SHARDS``."""
+    """Merge the smallest shards when ``space`` holds more than ``MAX_SHARDS``."""
     shards = sorted(
         (shard for shard in _shard_files(space) if shard[2] != keep),
         key=lambda shard: shard[1],
     )
-    if len(shards) < _MAX_SHARDS:
+    if len(shards) < MAX_SHARDS:
         return
-    merge = [json_path for _, _, json_path in shards[: len(shards) - _MAX_SHARDS // 2]]
+    merge = [json_path for _, _, json_path in shards[: len(shards) - MAX_SHARDS // 2]]
     texts: list[str] = []
     arrays = []
     merged = []

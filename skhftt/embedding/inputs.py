@@ -3,49 +3,38 @@
 Wherever skhftt expects images it accepts a sequence of any of:
 
 * image file paths: ``str`` or :class:`os.PathLike` (``pathlib.Path``);
+* encoded image bytes;
 * PIL images;
 * numpy arrays of shape ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or
   ``(H, W, 4)``: uint8, uint16 (16-bit, scaled to 8 bits), bool, or floats in
   ``[0, 1]``; also one 4-D array ``(N, H, W, C)``;
 * torch tensors ``(C, H, W)`` with C in 1, 3, 4, or ``(H, W)``: uint8 or
   floats in ``[0, 1]``; also one 4-D tensor ``(N, C, H, W)``;
-* texts (embedded by the text tower: the space is joint);
 
-or a 2-D float array (or tensor) of precomputed embeddings of width ``dim``.
-A 2-D uint8, uint16 or bool array is refused: it looks like one grayscale
-image, so pass ``[image]``. A 3-D array is refused as ambiguous (one colour
-image, or several grayscale ones?).
+or a 2-D float array (or tensor) of precomputed embeddings of width ``dim``,
+or texts wrapped in :class:`Texts` (embedded by the text tower: the space is
+joint). A 2-D uint8, uint16 or bool array is refused: it looks like one
+grayscale image, so pass ``[image]``. A 3-D array is refused as ambiguous
+(one colour image, or several grayscale ones?).
 
-Every image becomes an RGB PIL image the same way, whatever its form:
-EXIF orientation applied (:func:`PIL.ImageOps.exif_transpose`); grayscale,
-palette, CMYK and 16-bit images converted to 8-bit RGB; transparency
-composited over white (as Transformers' CLIP processors do). So a file, the
-PIL image opened from it and the array of that image embed identically.
+Every image is decoded by :func:`skhftt.embedding.images.load_image`: EXIF
+orientation applied, converted to 8-bit RGB, transparency composited over
+white. So a file, the PIL image opened from it and the array of that image
+embed identically.
 
-How a ``str`` is read
----------------------
-A plain ``str`` item is an **image path** when
-
-1. it names an existing file, or
-2. it looks like a path: it has no line break and it ends with an image
-   file extension (``.jpg``, ``.png``, ``.webp``, ... any case), or starts
-   with ``/``, ``~/``, ``./``, ``../`` or a drive (``C:\\``), or contains
-   ``/`` or ``\\`` and no whitespace.
-
-Otherwise it is a **text**. A path-like string that does not exist raises
-:class:`FileNotFoundError` naming it; it is never embedded as text. Wrap a
-sequence in :class:`Texts` or :class:`ImagePaths` to override the rule:
-``Texts(["AC/DC", "photo.jpg"])`` embeds both as texts,
-``ImagePaths(["scan_0001"])`` reads an extension-less file. URLs are
-refused (skhftt reads local files only). A sequence may mix texts and
-images; each is embedded by its own tower and the rows keep the input
-order.
+Strings are image paths
+-----------------------
+In methods that take images, a ``str`` or path-like is always an image path,
+whatever files exist in the working directory; texts are embedded only when
+wrapped in :class:`Texts` (``Texts(["a photo of a cat", "AC/DC"])``). A path
+that names no file raises :class:`FileNotFoundError` naming it; it is never
+embedded as text. URLs are refused (skhftt reads local files only). In
+``fit``, plain strings are texts.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from os import PathLike
@@ -55,31 +44,36 @@ import numpy as np
 
 from skhftt.embedding.cache import encode_texts
 from skhftt.embedding.encoders.base import Encoder
+from skhftt.embedding.images import (
+    IMAGE_EXTENSIONS,
+    has_image_extension,
+    is_pil_image,
+    is_tensor,
+    load_image,
+)
+from skhftt.embedding.progress import progress
 from skhftt.space.validation import check_embeddings, check_texts
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImagePaths",
     "Texts",
-    "is_image_path",
     "load_image",
-    "looks_like_path",
     "to_embeddings",
 ]
 
-IMAGE_EXTENSIONS = frozenset(
-    {
-        ".bmp", ".dib", ".gif", ".ico", ".jfif", ".jp2", ".j2k", ".jpe", ".jpeg",
-        ".jpg", ".pbm", ".pgm", ".png", ".pnm", ".ppm", ".tga", ".tif", ".tiff",
-        ".webp", ".avif", ".heic", ".heif",
-    }
-)  # fmt: skip
-_PATH_START = re.compile(r"^(~[\w.-]*[/\\]|\.{1,2}[/\\]|[/\\]|[A-Za-z]:[/\\])")
 _MAX_DECODE_THREADS = 8
+_TEXTS_HINT = (
+    "in methods that take images a str is always an image path; to embed texts, "
+    "wrap them: skhftt.embedding.Texts([...])"
+)
 
 
 class Texts(list):
     """A sequence of texts, embedded as texts whatever they look like.
+
+    In methods that take images, a plain ``str`` is an image path; wrap texts
+    in ``Texts`` to score them (texts and images share the joint space).
 
     Parameters
     ----------
@@ -107,9 +101,41 @@ class Texts(list):
     def __repr__(self) -> str:
         return f"Texts({list.__repr__(self)})"
 
+    @property
+    def shape(self) -> tuple[int]:
+        """``(n_texts,)``.
+
+        With a ``shape``, scikit-learn's splitters index ``Texts`` by arrays
+        of positions (``texts[indices]``) rather than rebuilding a plain
+        list, so the folds of ``GridSearchCV`` and ``cross_val_score`` stay
+        texts when a scorer embeds them.
+        """
+        return (len(self),)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple) and key and key[-1] is Ellipsis:
+            key = key[0] if len(key) == 2 else key[:-1]
+        if isinstance(key, (int, np.integer)):
+            return list.__getitem__(self, int(key))
+        if isinstance(key, slice):
+            return Texts(list.__getitem__(self, key))
+        positions = np.asarray(key)
+        if positions.dtype == bool:
+            if positions.shape != (len(self),):
+                raise IndexError(
+                    f"a boolean mask of shape {positions.shape} indexes Texts of {len(self)}."
+                )
+            positions = np.flatnonzero(positions)
+        elif positions.size and positions.dtype.kind not in "iu":
+            raise IndexError(f"Texts are indexed by positions; got {key!r:.80}.")
+        return Texts([list.__getitem__(self, int(i)) for i in positions.ravel()])
+
 
 class ImagePaths(list):
-    """A sequence of image file paths, read as images whatever they look like.
+    """A sequence of image file paths, checked to be paths.
+
+    A plain list of ``str`` is read as image paths too; this wrapper only
+    adds the check that every item is a ``str`` or path-like.
 
     Parameters
     ----------
@@ -139,209 +165,16 @@ class ImagePaths(list):
         return f"ImagePaths({list.__repr__(self)})"
 
 
-def looks_like_path(text: str) -> bool:
-    """Whether a string that is not an existing file reads as a path (rule 2)."""
-    if "\n" in text or "\r" in text:
-        return False
-    if os.path.splitext(text)[1].lower() in IMAGE_EXTENSIONS:
-        return True
-    if _PATH_START.match(text):
-        return True
-    return ("/" in text or "\\" in text) and not any(c.isspace() for c in text)
-
-
-def is_image_path(text: str) -> bool:
-    """Apply the str rule: True for an image path, False for a text.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``text`` looks like a path but names no existing file.
-    """
-    expanded = os.path.expanduser(text)
-    if os.path.isfile(expanded):
-        return True
-    if not looks_like_path(text):
-        return False
-    if text.startswith(("http://", "https://")):
-        raise ValueError(
-            f"{text!r} is a URL; skhftt reads local image files only. Download "
-            "the images first, or wrap the sequence in skhftt.embedding.inputs.Texts to "
-            "embed it as text."
-        )
-    what = "a directory, not an image file" if os.path.isdir(expanded) else "not found"
-    raise FileNotFoundError(
-        f"Image file {text!r} {what}. A string that looks like a path is read as "
-        "an image path; wrap the sequence in skhftt.embedding.inputs.Texts to embed such "
-        "strings as texts."
-    )
-
-
-def _check_path(path: str | PathLike[str]) -> str:
-    expanded = os.path.expanduser(os.fspath(path))
-    if not os.path.isfile(expanded):
-        what = "is a directory, not an image file" if os.path.isdir(expanded) else "not found"
-        raise FileNotFoundError(f"Image file {os.fspath(path)!r} {what}.")
-    return expanded
-
-
-def _array_to_uint8(array: np.ndarray, *, source: str) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8) * 255
-    if array.dtype == np.uint16:
-        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if np.issubdtype(array.dtype, np.floating):
-        if array.size and not (np.isfinite(array).all() and 0 <= array.min() and array.max() <= 1):
-            raise ValueError(
-                f"{source} is a float image with values outside [0, 1] (min "
-                f"{np.nanmin(array):.4g}, max {np.nanmax(array):.4g}); float images "
-                "must be scaled to [0, 1], or pass uint8 values 0-255."
-            )
-        return np.round(array * 255).astype(np.uint8)
-    if np.issubdtype(array.dtype, np.integer):
-        if array.size and (array.min() < 0 or array.max() > 255):
-            raise ValueError(
-                f"{source} has {array.dtype} values outside 0-255 (min {array.min()}, "
-                f"max {array.max()}); pass uint8, uint16 (16-bit) or floats in [0, 1]."
-            )
-        return array.astype(np.uint8)
-    raise TypeError(f"{source} has dtype {array.dtype}; expected uint8, uint16, bool or float.")
-
-
-def _pil_from_array(array: np.ndarray, *, source: str) -> Any:
-    from PIL import Image
-
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
-        raise ValueError(
-            f"{source} has shape {array.shape}; expected an image of shape (H, W), "
-            "(H, W, 1), (H, W, 3) or (H, W, 4)."
-        )
-    if min(array.shape[:2]) == 0:
-        raise ValueError(f"{source} has shape {array.shape}: an image without pixels.")
-    return Image.fromarray(np.ascontiguousarray(_array_to_uint8(array, source=source)))
-
-
-def _pil_from_tensor(tensor: Any, *, source: str) -> Any:
-    if tensor.ndim == 3:
-        if tensor.shape[0] not in (1, 3, 4):
-            raise ValueError(
-                f"{source} is a tensor of shape {tuple(tensor.shape)}; image tensors "
-                "must be channels-first (C, H, W) with C in 1, 3, 4, or (H, W)."
-            )
-        tensor = tensor.permute(1, 2, 0)
-    elif tensor.ndim != 2:
-        raise ValueError(
-            f"{source} is a tensor of shape {tuple(tensor.shape)}; expected (C, H, W) or (H, W)."
-        )
-    return _pil_from_array(tensor.detach().cpu().numpy(), source=source)
-
-
-def _to_rgb(image: Any, *, source: str) -> Any:
-    from PIL import ExifTags, Image, ImageOps
-
-    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-        image = ImageOps.exif_transpose(image)
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I") or mode == "F":
-        array = np.asarray(image)
-        if mode != "F":
-            array = np.clip(array, 0, 65535).astype(np.uint16)
-        return _pil_from_array(array, source=source).convert("RGB")
-    if mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    try:
-        return image.convert("RGB")
-    except ValueError as exc:
-        raise ValueError(f"{source} has image mode {mode!r}, which has no RGB form.") from exc
-
-
-def load_image(item: Any, *, source: str | None = None) -> Any:
-    """Decode one image input into an RGB PIL image.
-
-    Parameters
-    ----------
-    item : str, path-like, PIL image, ndarray or torch tensor
-        A file path (read whatever it looks like), a PIL image, an array of
-        shape ``(H, W[, C])`` or a tensor of shape ``(C, H, W)`` / ``(H, W)``.
-    source : str, optional
-        How to name the item in error messages.
-
-    Returns
-    -------
-    PIL.Image.Image
-        Mode ``"RGB"``, EXIF orientation applied, alpha composited over white.
-
-    Raises
-    ------
-    FileNotFoundError
-        A path that names no file.
-    ValueError
-        A file that is not a readable image, or an array with an unusable
-        shape or value range.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(item, (str, PathLike)):
-        path = _check_path(item)
-        source = source or f"image file {os.fspath(item)!r}"
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise ValueError(f"{source} is not a readable image: {exc}") from exc
-        return _to_rgb(opened, source=source)
-    if isinstance(item, Image.Image):
-        return _to_rgb(item, source=source or "a PIL image")
-    if isinstance(item, np.ndarray):
-        source = source or "an image array"
-        return _to_rgb(_pil_from_array(item, source=source), source=source)
-    if _is_tensor(item):
-        source = source or "an image tensor"
-        return _to_rgb(_pil_from_tensor(item, source=source), source=source)
-    raise TypeError(
-        f"{source or 'the item'} is {type(item).__name__}; expected an image path, a "
-        "PIL image, an (H, W[, C]) array or a (C, H, W) tensor."
-    )
-
-
-def _is_tensor(value: Any) -> bool:
-    torch = _torch_if_imported()
-    return torch is not None and isinstance(value, torch.Tensor)
-
-
-def _torch_if_imported() -> Any:
-    import sys
-
-    return sys.modules.get("torch")
-
-
-def _is_pil(value: Any) -> bool:
-    import sys
-
-    pil_image = sys.modules.get("PIL.Image")
-    return pil_image is not None and isinstance(value, pil_image.Image)
-
-
 def _as_items(X: object, name: str) -> list[Any] | None:
     """``X`` as a list of per-sample inputs, or None when it is an embedding matrix."""
-    if isinstance(X, (str, bytes, PathLike)) or _is_pil(X):
+    if isinstance(X, (str, bytes, PathLike)) or is_pil_image(X):
         raise TypeError(
             f"{name} must be a sequence of inputs, not a single "
             f"{type(X).__name__}: wrap it in a list."
         )
     if isinstance(X, (Texts, ImagePaths)):
         return X
-    if isinstance(X, np.ndarray) or _is_tensor(X):
+    if isinstance(X, np.ndarray) or is_tensor(X):
         if X.ndim == 2 and str(X.dtype).replace("torch.", "") in ("uint8", "uint16", "bool"):
             raise ValueError(
                 f"{name} is a 2-D {str(X.dtype).replace('torch.', '')} array of shape "
@@ -360,57 +193,53 @@ def _as_items(X: object, name: str) -> list[Any] | None:
             )
         return None
     if isinstance(X, Sequence):
-        items = list(X)
-    elif hasattr(X, "__array__"):
+        return list(X)
+    if hasattr(X, "__array__"):
         if getattr(X, "ndim", None) != 1 or not hasattr(X, "tolist"):
             return None
-        items = X.tolist()
-    elif isinstance(X, Iterable):
-        items = list(X)
-    else:
-        return None
-    return items
+        return X.tolist()
+    if isinstance(X, Iterable):
+        return list(X)
+    return None
 
 
-def _is_input(item: Any) -> bool:
-    return isinstance(item, (str, PathLike)) or _is_pil(item) or _is_image_array(item)
-
-
-def _is_image_array(item: Any) -> bool:
-    if isinstance(item, np.ndarray):
+def _is_image(item: Any) -> bool:
+    if isinstance(item, (str, PathLike, bytes, bytearray, memoryview)) or is_pil_image(item):
+        return True
+    if isinstance(item, np.ndarray) or is_tensor(item):
         return item.ndim >= 2
-    return _is_tensor(item) and item.ndim >= 2
+    return False
 
 
-def _classify(items: Sequence[Any], name: str) -> tuple[list[int], list[int]]:
-    """Split item indices into (texts, images), applying the str rule."""
-    text_rows: list[int] = []
-    image_rows: list[int] = []
-    forced_texts = isinstance(items, Texts)
-    forced_paths = isinstance(items, ImagePaths)
+def _check_path(item: str | PathLike[str], index: int, name: str) -> None:
+    """Fail before any encoding when an image path names no file."""
+    path = os.fspath(item)
+    if isinstance(item, str) and path.startswith(("http://", "https://")):
+        raise ValueError(
+            f"{name}[{index}] is the URL {path!r}; skhftt reads local image files only: "
+            "download the images first."
+        )
+    expanded = os.path.expanduser(path)
+    if os.path.isfile(expanded):
+        return
+    if os.path.isdir(expanded):
+        raise FileNotFoundError(
+            f"{name}[{index}]: image file {path!r} is a directory, not an image file."
+        )
+    hint = "" if has_image_extension(path) else f" ({_TEXTS_HINT})"
+    raise FileNotFoundError(f"{name}[{index}]: image file {path!r} not found{hint}.")
+
+
+def _check_images(items: Sequence[Any], name: str) -> None:
     for index, item in enumerate(items):
-        if forced_texts:
-            text_rows.append(index)
-        elif forced_paths or isinstance(item, PathLike):
-            try:
-                _check_path(item)
-            except FileNotFoundError as exc:
-                raise FileNotFoundError(f"{name}[{index}]: {exc}") from None
-            image_rows.append(index)
-        elif isinstance(item, str):
-            try:
-                (image_rows if is_image_path(item) else text_rows).append(index)
-            except (FileNotFoundError, ValueError) as exc:
-                raise type(exc)(f"{name}[{index}]: {exc}") from None
-        elif _is_pil(item) or _is_image_array(item):
-            image_rows.append(index)
-        else:
+        if isinstance(item, (str, PathLike)):
+            _check_path(item, index, name)
+        elif not _is_image(item):
             raise TypeError(
                 f"{name}[{index}] is {type(item).__name__} ({item!r:.80}); expected an "
-                "image path, a PIL image, an (H, W[, C]) array, a (C, H, W) tensor "
-                "or a text."
+                "image path, image bytes, a PIL image, an (H, W[, C]) array or a "
+                "(C, H, W) tensor (texts go in skhftt.embedding.Texts)."
             )
-    return text_rows, image_rows
 
 
 def _load_indexed(item: Any, index: int, name: str, transform: Any) -> Any:
@@ -431,10 +260,9 @@ def _pixel_transform(encoder: Encoder) -> Any:
 def _encode_images(
     encoder: Encoder,
     items: list[Any],
-    rows: list[int],
     *,
     batch_size: int,
-    show_progress: bool,
+    show_progress: bool | None,
     name: str,
 ) -> np.ndarray:
     """Decode and embed images in chunks, preparing the next chunk meanwhile.
@@ -443,20 +271,23 @@ def _encode_images(
     ``pixel_transform``/``encode_pixels``, also run its preprocessing; PIL
     and numpy release the GIL for both) one chunk ahead of the model.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     transform = _pixel_transform(encoder)
-
-    chunks = [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+    rows = range(len(items))
+    chunks = [rows[start : start + batch_size] for start in range(0, len(items), batch_size)]
     threads = max(1, min(_MAX_DECODE_THREADS, os.cpu_count() or 1))
     results = []
     with (
         ThreadPoolExecutor(max_workers=threads) as pool,
-        tqdm(total=len(rows), disable=not show_progress, desc="Images", unit="img") as bar,
+        progress(
+            len(items),
+            what="images",
+            unit="image",
+            show=show_progress,
+            detail=f" with {encoder.identity!r}",
+        ) as update,
     ):
 
-        def submit(chunk: list[int]) -> list[Future[Any]]:
+        def submit(chunk: range) -> list[Future[Any]]:
             return [pool.submit(_load_indexed, items[i], i, name, transform) for i in chunk]
 
         pending = submit(chunks[0])
@@ -467,8 +298,10 @@ def _encode_images(
             if transform is None:
                 results.append(encoder.encode_image(images, batch_size=batch_size))
             else:
+                import torch
+
                 results.append(encoder.encode_pixels(torch.stack(images)))
-            bar.update(len(images))
+            update(len(images))
     return np.concatenate(results)
 
 
@@ -478,18 +311,17 @@ def to_embeddings(
     encoder: Encoder | None,
     dim: int | None,
     batch_size: int = 256,
-    show_progress: bool = False,
-    cache_dir: str | PathLike[str] | None = None,
+    show_progress: bool | None = None,
+    cache_dir: str | PathLike[str] | bool | None = None,
     name: str = "X",
 ) -> np.ndarray:
     """Turn ``X`` into unit float32 embeddings of width ``dim``.
 
     Parameters
     ----------
-    X : sequence of images or texts, or array-like of shape (n_samples, dim)
-        Image paths, PIL images, arrays, tensors, texts (see the module
-        documentation for the rule that tells a path from a text, and the
-        :class:`Texts` / :class:`ImagePaths` wrappers), or precomputed
+    X : sequence of images, Texts, or array-like of shape (n_samples, dim)
+        Images (paths, bytes, PIL images, arrays, tensors; a ``str`` is always
+        an image path), texts wrapped in :class:`Texts`, or precomputed
         embeddings.
     encoder : Encoder or None
         The model. ``None`` means precomputed mode: ``X`` must already be
@@ -499,10 +331,13 @@ def to_embeddings(
     batch_size : int, default=256
         Texts or images per encoder call. Images are decoded one chunk of
         this size ahead, in threads, while the previous chunk is embedded.
-    show_progress : bool, default=False
-        Show a progress bar.
-    cache_dir : str or path-like, optional
-        On-disk text-embedding cache.
+    show_progress : bool or None, default=None
+        True: a progress bar. False: nothing. None: report only long
+        encodes on stderr (see :func:`skhftt.embedding.cache.encode_texts`).
+    cache_dir : None, False or path-like, default=None
+        Where text embeddings are cached (see
+        :func:`skhftt.embedding.cache.encode_texts`): ``None`` the persistent
+        user cache, a folder, or ``False`` this process only.
     name : str, default="X"
         How ``X`` is called in error messages.
 
@@ -514,9 +349,9 @@ def to_embeddings(
     Raises
     ------
     FileNotFoundError
-        A path (or path-like string) that names no file.
+        A path that names no file; nothing is encoded then.
     ValueError
-        An unreadable image, wrong-width or non-finite embeddings.
+        An unreadable image, a URL, wrong-width or non-finite embeddings.
     TypeError
         Images or texts in precomputed mode, or items of unknown type.
     """
@@ -525,40 +360,26 @@ def to_embeddings(
         return check_embeddings(X, dim=dim, name=name)
     if not items:
         raise ValueError(f"{name} is empty: expected at least one input.")
-    if not any(_is_input(item) for item in items):
+    is_texts = isinstance(items, Texts)
+    if not is_texts and not any(_is_image(item) for item in items):
         return check_embeddings(items, dim=dim, name=name)
-    text_rows, image_rows = _classify(items, name)
+    if not is_texts:
+        _check_images(items, name)
     if encoder is None:
-        what = "texts" if text_rows else "images"
+        what = "texts" if is_texts else "images"
         raise TypeError(
             f"{name} contains {what}, but encoder='precomputed' expects a 2-D array of embeddings."
         )
-    parts: list[tuple[list[int], np.ndarray]] = []
-    if text_rows:
-        texts = check_texts([items[i] for i in text_rows], name=name)
-        embeddings = encode_texts(
+    if is_texts:
+        result = encode_texts(
             encoder,
-            texts,
+            check_texts(list(items), name=name),
             batch_size=batch_size,
             show_progress=show_progress,
             cache_dir=cache_dir,
         )
-        parts.append((text_rows, embeddings))
-    if image_rows:
-        embeddings = _encode_images(
-            encoder,
-            items,
-            image_rows,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            name=name,
-        )
-        parts.append((image_rows, embeddings))
-    if len(parts) == 1:
-        result = parts[0][1]
     else:
-        width = parts[0][1].shape[1]
-        result = np.empty((len(items), width), dtype=np.float32)
-        for rows, embeddings in parts:
-            result[rows] = embeddings
+        result = _encode_images(
+            encoder, items, batch_size=batch_size, show_progress=show_progress, name=name
+        )
     return check_embeddings(result, dim=dim, name=f"embeddings of {name}")

@@ -5,20 +5,28 @@ retries unreachable hosts for more than a minute per file. skhftt instead
 tries the local cache first and, when the model is not there, asks the Hub
 once with a short timeout; an unreachable Hub is reported at once with the
 model name and how to load the model from a local directory instead.
+
+Loading is quiet unless asked otherwise (:func:`loading_progress`):
+Transformers' own progress bars ("Loading weights") are hidden while a model
+loads; download progress bars of ``huggingface_hub`` still show, since a
+download can take minutes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[\w./-]+)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 1 << 20
+_SHOW_LOADING = contextvars.ContextVar("skhftt_show_loading", default=False)
 
 
 class EncoderUnavailableError(OSError):
@@ -207,6 +215,41 @@ def model_location(spec: str, *, prefix: str = "", forms: str) -> Path | str:
     return spec
 
 
+@contextlib.contextmanager
+def loading_progress(show: bool) -> Iterator[None]:
+    """Within the block, show (True) or hide (False) model-loading progress bars."""
+    token = _SHOW_LOADING.set(bool(show))
+    try:
+        yield
+    finally:
+        _SHOW_LOADING.reset(token)
+
+
+def _disabled_bar(factory: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    return factory(*args, **{**kwargs, "disable": True})
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Hide Transformers' own progress bars for the block, unless loading is shown.
+
+    A Transformers tqdm hook, set for the block and then restored, leaves the
+    user's progress-bar settings as they were.
+    """
+    try:
+        from transformers.utils.logging import set_tqdm_hook
+    except ImportError:  # Transformers < 5 has no hook, nor the "Loading weights" bar
+        set_tqdm_hook = None
+    if _SHOW_LOADING.get() or set_tqdm_hook is None:
+        yield
+        return
+    previous = set_tqdm_hook(_disabled_bar)
+    try:
+        yield
+    finally:
+        set_tqdm_hook(previous)
+
+
 def load_pretrained(
     name: str, revision: str | None, load: Callable[..., Any], *, prefix: str = ""
 ) -> tuple[Any, str, str | None]:
@@ -226,10 +269,13 @@ def load_pretrained(
                 f"The model directory {name!r} has content digest {digest}, but revision "
                 f"{revision!r} was expected: its files changed."
             )
-        return load(), directory.name, digest
+        with quiet_transformers():
+            return load(), directory.name, digest
     try:
-        loaded = load(revision=revision, local_files_only=True)
+        with quiet_transformers():
+            loaded = load(revision=revision, local_files_only=True)
     except Exception as cache_error:
         probe_hub(name, revision=revision, cache_error=cache_error, prefix=prefix)
-        loaded = load(revision=revision)
+        with quiet_transformers():
+            loaded = load(revision=revision)
     return loaded, name, cached_commit(name, revision=revision) or revision

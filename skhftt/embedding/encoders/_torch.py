@@ -14,16 +14,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from skhftt.embedding.device import resolve_device
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-_AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -73,6 +71,30 @@ def clear_model_cache() -> None:
     """Forget every loaded model, so that the next use loads it from disk again."""
     with _LOCK:
         _MODELS.clear()
+
+
+def loaded_models() -> list[dict[str, str | None]]:
+    """The models in the process cache, one entry per model in memory.
+
+    Returns
+    -------
+    list of dict
+        ``{"backend", "name", "revision", "device"}`` of each distinct loaded
+        model, in loading order. ``revision`` is the one it was loaded at.
+    """
+    seen: set[int] = set()
+    models = []
+    with _LOCK:
+        for (backend, name, _, device), loaded in _MODELS.items():
+            if id(loaded) not in seen:
+                seen.add(id(loaded))
+                models.append({
+                    "backend": backend,
+                    "name": name,
+                    "revision": loaded.revision,
+                    "device": device,
+                })
+    return models
 
 
 def check_precision(precision: object) -> str:
@@ -141,6 +163,8 @@ class TorchEncoder:
         precision: str = "auto",
         revision: str | None = None,
     ) -> None:
+        from skhftt.embedding.device import resolve_device
+
         name = str(name)
         if revision is None and "@" in name and not Path(name).expanduser().exists():
             name, revision = name.rsplit("@", 1)
@@ -169,6 +193,8 @@ class TorchEncoder:
         embed_batch: Callable[[list[Any]], torch.Tensor],
     ) -> np.ndarray:
         """Run ``embed_batch`` over batches of ``items``; float32 unit rows."""
+        from tqdm.auto import tqdm
+
         chunks = []
         with self.inference_context():
             for start in tqdm(
@@ -187,8 +213,19 @@ class TorchEncoder:
         self.identity = f"{self.backend}:{loaded.label}{suffix}"
 
     @property
+    def stable_identity(self) -> bool:
+        """True when the identity pins the weights (a Hub commit or a content digest).
+
+        Text embeddings of such an encoder may be kept in the persistent
+        user cache (see :mod:`skhftt.embedding.cache`).
+        """
+        return self.revision is not None
+
+    @property
     def model(self) -> Any:
         """The loaded model; after unpickling, loaded again at the recorded revision."""
+        from skhftt.embedding.device import resolve_device
+
         if self._model is None:
             self._device = resolve_device(self.device)
             revision = self.revision
@@ -208,11 +245,15 @@ class TorchEncoder:
     @contextlib.contextmanager
     def inference_context(self) -> Iterator[None]:
         """``torch.inference_mode`` plus autocast when the precision asks for it."""
+        import torch
+
+        from skhftt.embedding.device import resolve_device
+
         device = self._device if self._device is not None else resolve_device(self.device)
         precision = self.precision
         if precision == "auto":
             precision = "fp16" if device.type == "cuda" else "fp32"
-        dtype = _AUTOCAST_DTYPES.get(precision)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         autocast = (
             torch.autocast(device_type=device.type, dtype=dtype)
             if dtype is not None

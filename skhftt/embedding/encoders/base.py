@@ -36,7 +36,12 @@ class Encoder(Protocol):
     * ``pixel_transform()`` (a picklable callable from an RGB PIL image to a
       ``(C, H, W)`` tensor, or None) with ``encode_pixels(pixels)`` (embed a
       stacked batch), so that preprocessing runs in worker threads or
-      DataLoader processes while the model runs.
+      DataLoader processes while the model runs;
+    * ``stable_identity`` set to True when ``identity`` changes whenever the
+      embeddings would (it pins a revision or a content digest), so that
+      text embeddings may be kept in the persistent user cache and reused by
+      later processes. Encoders without it are cached on disk only when a
+      ``cache_dir`` is given explicitly.
     """
 
     identity: str

@@ -10,14 +10,16 @@ with :class:`transformers.BlipForImageTextRetrieval` and its
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from skhftt.embedding.encoders._hub import load_pretrained, model_location
 from skhftt.embedding.encoders._torch import LoadedModel, TorchEncoder, unit_rows
 from skhftt.embedding.encoders.sentence_transformer import PixelTransform
+
+if TYPE_CHECKING:
+    import torch
 
 INSTALL_HINT = 'pip install "transformers>=4.30"'
 
@@ -152,11 +154,11 @@ class BlipEncoder(TorchEncoder):
     ) -> np.ndarray:
         """Embed images; returns float32 ``(len(images), dim)`` unit rows.
 
-        Each image is a PIL image, an array, a tensor or a file path, decoded
-        to RGB by :func:`skhftt.embedding.inputs.load_image` (the rule every skhftt
-        input follows).
+        Each image is a PIL image, an array, a tensor, a file path or encoded
+        bytes, decoded to RGB by :func:`skhftt.embedding.images.load_image`
+        (the decoder every skhftt input goes through).
         """
-        from skhftt.embedding.inputs import load_image
+        from skhftt.embedding.images import load_image
 
         images = [
             load_image(image, source=f"images[{index}]") for index, image in enumerate(images)

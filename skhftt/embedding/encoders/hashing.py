@@ -29,6 +29,9 @@ class HashingEncoder:
 
     Attributes
     ----------
+    identity : str
+        ``"hashing:<dim>"``; the embeddings depend on nothing else, so they
+        may be cached across processes (``stable_identity`` is True).
     n_texts_encoded : int
         How many texts reached :meth:`encode_text`; tests use it to check
         caching.
@@ -40,6 +43,8 @@ class HashingEncoder:
     >>> encoder.encode_text(["a red apple", "a red apple"]).shape
     (2, 8)
     """
+
+    stable_identity = True
 
     def __init__(self, dim: int = 64) -> None:
         self.dim = dim

@@ -29,13 +29,25 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from skhftt.embedding.device import resolve_device
-from skhftt.embedding.encoders._torch import clear_model_cache
+from skhftt.embedding.encoders._hub import loading_progress
+from skhftt.embedding.encoders._torch import clear_model_cache, loaded_models
 from skhftt.embedding.encoders.base import Encoder
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "PRECOMPUTED",
+    "clear_cache",
+    "known_forms",
+    "list_backends",
+    "loaded_models",
+    "resolve_encoder",
+    "split_spec",
+]
 
 PRECOMPUTED = "precomputed"
 DEFAULT_ENCODER = "openai/clip-vit-base-patch16"
@@ -86,6 +98,7 @@ def clear_cache() -> None:
 
     Models are loaded once per process and (spec, device); call this after
     changing a model directory in place, or to free memory.
+    :func:`loaded_models` lists what is loaded.
     """
     with _LOCK:
         _ENCODERS.clear()
@@ -151,7 +164,9 @@ def _check_protocol(encoder: Any) -> Any:
     return encoder
 
 
-def resolve_encoder(spec: Any, *, device: str | torch.device = "auto") -> Encoder | None:
+def resolve_encoder(
+    spec: Any, *, device: str | torch.device = "auto", show_progress: bool = False
+) -> Encoder | None:
     """Turn an ``encoder=`` value into an encoder, loading the model once per process.
 
     Parameters
@@ -164,6 +179,9 @@ def resolve_encoder(spec: Any, *, device: str | torch.device = "auto") -> Encode
         Where a model named by ``spec`` runs: ``"auto"`` (CUDA, then MPS,
         then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``. Ignored
         for encoder objects.
+    show_progress : bool, default=False
+        Show the model loader's own progress bars (Transformers' "Loading
+        weights"). Download progress bars show either way.
 
     Returns
     -------
@@ -189,6 +207,8 @@ def resolve_encoder(spec: Any, *, device: str | torch.device = "auto") -> Encode
         return None
     if not isinstance(spec, (str, os.PathLike)):
         return _check_protocol(spec)
+    from skhftt.embedding.device import resolve_device
+
     text = os.fspath(spec)
     backend, rest = split_spec(text)
     resolved = resolve_device(device)
@@ -205,6 +225,7 @@ def resolve_encoder(spec: Any, *, device: str | torch.device = "auto") -> Encode
                 raise ImportError(
                     f"The {backend} encoder backend cannot be imported: {hint}"
                 ) from exc
-            encoder = getattr(module, factory)(rest, device)
+            with loading_progress(show_progress):
+                encoder = getattr(module, factory)(rest, device)
             _ENCODERS[key] = encoder
         return encoder

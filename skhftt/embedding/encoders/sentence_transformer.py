@@ -9,15 +9,19 @@ texts; asking them for images is a clear error.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from skhftt.embedding.encoders._hub import load_pretrained, model_location
 from skhftt.embedding.encoders._torch import LoadedModel, TorchEncoder, unit_rows
 
+if TYPE_CHECKING:
+    import torch
+
 INSTALL_HINT = 'pip install "sentence-transformers[image]"'
+
+
 def _import_sentence_transformer() -> Any:
     try:
         from sentence_transformers import SentenceTransformer
