@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from skhftt.embedding.images import load_image
+
 __all__ = ["CORRUPTIONS", "corrupt_image", "make_corruption_set"]
 
 # Per kind, the parameter at severities 1..5. Lengths in pixels are for a
@@ -164,7 +166,7 @@ def corrupt_image(
     Parameters
     ----------
     image : str, path-like, PIL image, ndarray or torch tensor
-        Any image :func:`skhftt.embedding.inputs.load_image` reads; it is converted
+        Any image :func:`skhftt.embedding.images.load_image` reads; it is converted
         to RGB first.
     kind : str
         One of :data:`CORRUPTIONS` (listed above).
@@ -190,8 +192,6 @@ def corrupt_image(
     >>> corrupt_image(image, "underexposed", severity=5).getpixel((0, 0))
     (10, 10, 10)
     """
-    from skhftt.embedding.inputs import load_image
-
     _check_kind(kind)
     level = _check_severity(severity)
     rng = np.random.default_rng(random_state)
@@ -255,8 +255,6 @@ def make_corruption_set(
     >>> y.tolist(), image_kinds
     ([0, 1, 1], ['clean', 'noisy', 'pixelated'])
     """
-    from skhftt.embedding.inputs import load_image
-
     chosen = list(CORRUPTIONS if kinds is None else kinds)
     if isinstance(kinds, str) or not chosen:
         raise ValueError(f"kinds must be a non-empty list of corruption kinds; got {kinds!r}.")
