@@ -17,7 +17,7 @@ import ast
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +153,7 @@ def run(
     ood_sets: dict[str, np.ndarray],
     seeds: int,
     id_images: tuple[np.ndarray, np.ndarray] | None = None,
+    diagnose: Callable[[str, object], dict[str, float]] | None = None,
 ) -> dict[str, dict]:
     """Fit every detector per seed and evaluate it on every OOD set.
 
@@ -169,6 +170,9 @@ def run(
     id_images : (embeddings, class labels), optional
         In-distribution fitting images for the methods of ``IMAGE_METHODS``;
         never the ones of ``in_set``.
+    diagnose : callable, optional
+        ``diagnose(name, fitted_detector) -> {key: value}``, called after each
+        fit; the values are kept per seed under ``"diagnostics"``.
 
     Returns
     -------
@@ -184,7 +188,7 @@ def run(
             raise ValueError(f"{name} is fitted on in-distribution images, but none were given.")
         fit_args = id_images if uses_id_images else (world, task)
         seeded = "random_state" in detector.get_params()
-        fit_seconds, rows = [], {dataset: [] for dataset in ood_sets}
+        fit_seconds, rows, notes = [], {dataset: [] for dataset in ood_sets}, []
         for seed in range(seeds if seeded else 1):
             model = clone(detector).set_params(random_state=seed) if seeded else clone(detector)
             started = time.perf_counter()
@@ -193,11 +197,13 @@ def run(
             scores_in = model.decision_function(in_set)
             for dataset, embeddings in ood_sets.items():
                 rows[dataset].append(_metrics(scores_in, model.decision_function(embeddings)))
-            log(f"{name} seed {seed}: fit {fit_seconds[-1]:.2f} s")
+            notes.append(diagnose(name, model) if diagnose is not None else {})
+            log(f"{name} seed {seed}: fit {fit_seconds[-1]:.2f} s {notes[-1] or ''}")
         if not seeded:  # deterministic: the same row for every seed
             rows = {dataset: found * seeds for dataset, found in rows.items()}
         results[name] = {
             "fit_seconds": fit_seconds, "uses_id_images": uses_id_images, "metrics": rows,
+            "diagnostics": notes,
         }
     return results
 

@@ -1,33 +1,40 @@
 """Throughput of streaming scoring of precomputed embeddings, in process and on Dask.
 
-Writes ``--n`` random unit embeddings (d = 512 by default) as ``.npy`` shards
-of ``--shard-rows`` rows, fits a detector with a 1,010-column head (1,000
-task columns + K = 10), and measures:
+Data: ``benchmarks/_realistic.py`` -- embeddings with the cosine structure of
+real all-MiniLM-L6-v2 text embeddings (d = 384; the cosine quantiles of real
+vs synthetic pairs are printed first). A detector with a 1,010-column head
+(``--task`` = 1,000 classes of ``--prompts`` prompts, + K = 10) is fitted on
+20,000 world rows; ``--n`` other world rows, drawn from the same model, are
+written as ``.npy`` shards of ``--shard-rows`` rows, once as float32 and
+once as float16 (the form LAION publishes). Random unit vectors would hide
+costs: every cosine is about 0, so at T = 0.01 the logits never spread; the
+quantiles of the logits' spread are printed.
 
 * **skhftt**: the streaming path, shard on disk -> parquet file (read,
-  convert, normalise, score, write): ``score_shard`` for each shard, as
-  ``score_shards`` runs it. The shards were just written, so they are read
-  from the page cache, not the disk.
-* **bare**: in the same process, a numpy matmul of the same shard, already
-  in memory as float32, against the same (d x 1,010) matrix, then a softmax
+  convert, check, score, write): ``score_shard`` for each shard, as
+  ``score_shards`` runs it, for the float32 and the float16 shards. The
+  shards were just written, so they are read from the page cache.
+* **bare**: in the same process, a numpy matmul of the same rows, already in
+  memory as float32, against the same (d x 1,010) matrix, then a softmax
   and the sum of the K trainable columns, in blocks of 8,192 rows. No file
-  I/O, no validation, nothing written: the floor.
-* **dask**: ``score_shards(client=...)`` on a ``LocalCluster`` with
-  ``--workers`` single-threaded worker processes (start-up excluded), against
-  ``score_shards`` in this process, job by job.
+  I/O, no conversion, no validation, nothing written: the floor.
+* **dask**: ``score_shards(client=...)`` of the float32 shards on a
+  ``LocalCluster`` with ``--workers`` single-threaded worker processes
+  (start-up excluded), against ``score_shards`` in this process, job by job.
 
 Other jobs on a shared machine make wall-clock timings swing by 2x within
-seconds, so the two sides of each ratio alternate shard by shard (job by job
-for Dask), ``--repeats`` times, and each ratio is the median over repeats.
-``efficiency`` compares the CPU time of this process (all its threads), which
-other jobs disturb much less than wall-clock time; the wall-clock ratio is
-printed too. Rates are wall-clock, best repeat.
+seconds, so the sides of each ratio alternate shard by shard (job by job for
+Dask), ``--repeats`` times, and each ratio is the median over repeats.
+``efficiency`` and ``fp16_efficiency`` compare the CPU time of this process
+(all its threads), which other jobs disturb much less than wall-clock time;
+the wall-clock ratios are printed too. Rates are wall-clock, best repeat.
 
 Peak memory is sampled (resident set size, every 10 ms) during a first
-end-to-end ``score_shards`` run, before anything else is loaded, and in each
-Dask worker throughout.
+end-to-end ``score_shards`` run of the float32 shards, and in each Dask
+worker throughout.
 
-Last line: ``embeddings_per_s=<skhftt> efficiency=<skhftt / bare>
+Last line: ``embeddings_per_s=<skhftt, float32> efficiency=<bare / skhftt,
+float32 shards> fp16_efficiency=<bare / skhftt, float16 shards>
 dask_efficiency=<dask / skhftt in process>``.
 """
 
@@ -42,17 +49,16 @@ import threading
 import time
 from pathlib import Path
 
+import _realistic
 import numpy as np
 import psutil
+import torch
 
 from skhftt import HFTTDetector
 from skhftt.batch import ShardScorer, discover_shards, score_shard, score_shards
 
-
-def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
-    rows = rng.standard_normal((n, dim), dtype=np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows
+N_FIT_WORLD = 20_000
+POOL_ROWS = 100_000
 
 
 class PeakRSS:
@@ -114,85 +120,96 @@ def bare_scores(embeddings: np.ndarray, columns_t: np.ndarray, n_task: int,
     return out
 
 
-def write_shards(folder: Path, n: int, dim: int, shard_rows: int, dtype: str) -> list[Path]:
+def write_shards(folder: Path, pool: np.ndarray, n: int, shard_rows: int) -> None:
+    """``n`` rows in shards of ``shard_rows``, each a fresh draw from ``pool``, as
+    ``float32/img_emb_<i>.npy`` and ``float16/img_emb_<i>.npy``."""
     rng = np.random.default_rng(1)
-    paths = []
+    for dtype in ("float32", "float16"):
+        (folder / dtype).mkdir(parents=True)
     for index, start in enumerate(range(0, n, shard_rows)):
-        path = folder / f"img_emb_{index}.npy"
-        np.save(path, unit_rows(rng, min(shard_rows, n - start), dim).astype(dtype))
-        paths.append(path)
-    return paths
+        rows = pool[rng.choice(len(pool), min(shard_rows, n - start), replace=False)]
+        for dtype in ("float32", "float16"):
+            np.save(folder / dtype / f"img_emb_{index}.npy", rows.astype(dtype))
+
+
+def logit_spread(det: HFTTDetector, rows: np.ndarray) -> str:
+    """Quantiles of each row's largest minus smallest logit, and the share of exp
+    arguments (after subtracting the row's largest logit) that give subnormal floats."""
+    logits = det.head_.logits(rows)
+    spread = logits.max(axis=1) - logits.min(axis=1)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    subnormal = float(((shifted < -87.34) & (shifted > -103.98)).mean())
+    quantiles = np.quantile(spread, [0.05, 0.5, 0.95])
+    return (f"logit spread per row (max - min), 5/50/95 %: "
+            f"{' '.join(f'{q:.1f}' for q in quantiles)}; exp arguments giving subnormal "
+            f"float32: {subnormal:.2e}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--task", type=int, default=1000)
+    parser.add_argument("--task", type=int, default=1000, help="task classes (columns)")
+    parser.add_argument("--prompts", type=int, default=10, help="prompts per class")
     parser.add_argument("--shard-rows", type=int, default=100_000)
-    parser.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask comparison")
+    parser.add_argument("--cache-dir", help="where _realistic caches its data")
     args = parser.parse_args()
 
-    from distributed import Client, LocalCluster
-
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
-    rng = np.random.default_rng(0)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    pool_rows = min(POOL_ROWS, args.shard_rows)
+    data = _realistic.realistic_embeddings(args.task, args.prompts, N_FIT_WORLD + pool_rows,
+                                           seed=1, cache_dir=args.cache_dir)
+    print("\n".join(_realistic.cosine_report(data, cache_dir=args.cache_dir)))
     det = HFTTDetector(encoder="precomputed", n_embeddings=10, random_state=0)
-    det.fit(unit_rows(rng, 20_000, args.dim), unit_rows(rng, args.task, args.dim))
+    det.fit(data.world[:N_FIT_WORLD], _realistic.task_mapping(data))
+    pool = data.world[N_FIT_WORLD:]
     columns = det.head_.n_task_columns + det.head_.trainable_columns.shape[0]
-    print(f"head: {columns} columns x d={args.dim}; {args.n:,} {args.dtype} embeddings in "
-          f"shards of {args.shard_rows:,}")
+    print(f"head: {columns} columns x d={pool.shape[1]}; {args.n:,} embeddings in shards of "
+          f"{args.shard_rows:,} drawn from {len(pool):,} world rows")
+    print(logit_spread(det, pool[:10_000]))
 
     folder = Path(tempfile.mkdtemp(prefix="bench_scoring_"))
-    shards = folder / "img_emb"
-    shards.mkdir()
-    paths = write_shards(shards, args.n, args.dim, args.shard_rows, args.dtype)
-    size_mb = sum(path.stat().st_size for path in paths) / 2**20
-
-    baseline = psutil.Process().memory_info().rss
-    with PeakRSS() as peak:
-        first_s = seconds(job(det, shards, folder / "out"))
-    print(f"skhftt end to end, first run: {args.n / first_s:,.0f} emb/s, {size_mb:,.0f} MB "
-          f"of .npy -> parquet; peak RSS {peak.peak / 2**20:,.0f} MB "
-          f"(+{(peak.peak - baseline) / 2**20:,.0f} MB over the {baseline / 2**20:,.0f} MB "
-          "before scoring)")
     try:
-        with (
-            LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                         dashboard_address=None) as cluster,
-            Client(cluster) as client,
-        ):
-            client.run(start_worker_sampler)
-            shard_times = per_shard_times(det, shards, folder / "out", args.repeats)
-            job_times = {"here": [], "dask": []}
-            for _ in range(args.repeats):
-                job_times["here"].append(seconds(job(det, shards, folder / "out")))
-                job_times["dask"].append(seconds(job(det, shards, folder / "out", client)))
-            worker_peak = max(client.run(stop_worker_sampler).values())
+        write_shards(folder, pool, args.n, args.shard_rows)
+        size_mb = sum(p.stat().st_size for p in (folder / "float32").iterdir()) / 2**20
+        baseline = psutil.Process().memory_info().rss
+        with PeakRSS() as peak:
+            first_s = seconds(job(det, folder / "float32", folder / "out"))
+        print(f"skhftt end to end, first run: {args.n / first_s:,.0f} emb/s, {size_mb:,.0f} MB "
+              f"of float32 .npy -> parquet; peak RSS {peak.peak / 2**20:,.0f} MB "
+              f"(+{(peak.peak - baseline) / 2**20:,.0f} MB over the {baseline / 2**20:,.0f} MB "
+              "before scoring)")
+        times = per_shard_times(det, folder, folder / "out", args.repeats)
+        dask = None if args.no_dask else dask_times(det, folder, args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    (skhftt_s, skhftt_cpu), (bare_s, bare_cpu) = shard_times["skhftt"].T, shard_times["bare"].T
-    rate = args.n / min(skhftt_s)
-    efficiency = float(np.median(bare_cpu / skhftt_cpu))
-    dask_efficiency = float(np.median(np.divide(job_times["here"], job_times["dask"])))
-    print(f"skhftt streaming: {rate:,.0f} emb/s (best repeat; seconds {fmt(skhftt_s)}; "
-          f"CPU seconds {fmt(skhftt_cpu)})")
+    bare_s, bare_cpu = times["bare"].T
     print(f"bare numpy: {args.n / min(bare_s):,.0f} emb/s, in memory, no I/O "
           f"(seconds {fmt(bare_s)}; CPU seconds {fmt(bare_cpu)})")
-    print(f"skhftt / bare: CPU time {efficiency:.2f}, wall clock "
-          f"{float(np.median(bare_s / skhftt_s)):.2f} (medians over repeats)")
-    print(f"score_shards in process: {args.n / min(job_times['here']):,.0f} emb/s "
-          f"(seconds {fmt(job_times['here'])})")
-    print(f"dask: {args.n / min(job_times['dask']):,.0f} emb/s on {args.workers} worker "
-          f"processes x 1 thread (seconds {fmt(job_times['dask'])}); worker peak RSS "
-          f"{worker_peak / 2**20:,.0f} MB")
-    print(f"embeddings_per_s={rate:.0f} efficiency={efficiency:.2f} "
-          f"dask_efficiency={dask_efficiency:.2f}")
+    efficiencies = {}
+    for dtype in ("float32", "float16"):
+        wall, cpu = times[dtype].T
+        efficiencies[dtype] = float(np.median(bare_cpu / cpu))
+        print(f"skhftt streaming, {dtype} shards: {args.n / min(wall):,.0f} emb/s (best repeat; "
+              f"seconds {fmt(wall)}; CPU seconds {fmt(cpu)}); skhftt / bare: CPU time "
+              f"{efficiencies[dtype]:.2f}, wall clock {float(np.median(bare_s / wall)):.2f} "
+              "(medians over repeats)")
+    rate = args.n / min(times["float32"][:, 0])
+    last = (f"embeddings_per_s={rate:.0f} efficiency={efficiencies['float32']:.2f} "
+            f"fp16_efficiency={efficiencies['float16']:.2f}")
+    if dask is not None:
+        here, there, worker_peak = dask
+        print(f"score_shards in process: {args.n / min(here):,.0f} emb/s (seconds {fmt(here)})")
+        print(f"dask: {args.n / min(there):,.0f} emb/s on {args.workers} worker processes x 1 "
+              f"thread (seconds {fmt(there)}); worker peak RSS {worker_peak / 2**20:,.0f} MB")
+        last += f" dask_efficiency={float(np.median(np.divide(here, there))):.2f}"
+    print(last)
 
 
-def fmt(values: list[float]) -> str:
+def fmt(values) -> str:
     return " ".join(f"{value:.2f}" for value in values)
 
 
@@ -206,22 +223,43 @@ def job(det, shards: Path, out: Path, client=None):
     return run
 
 
-def per_shard_times(det, shards: Path, out: Path, repeats: int) -> dict[str, np.ndarray]:
-    """(wall, CPU) seconds per repeat of skhftt and bare, alternating shard by shard."""
+def per_shard_times(det, folder: Path, out: Path, repeats: int) -> dict[str, np.ndarray]:
+    """(wall, CPU) seconds per repeat of bare and skhftt (float32, float16 shards),
+    alternating shard by shard."""
     scorer = ShardScorer.from_detector(det)
     columns_t = det.head_._scaled_columns_t()
     n_task = det.head_.n_task_columns
     out.mkdir(exist_ok=True)
-    times = {"skhftt": [], "bare": []}
+    shards = {dtype: discover_shards(folder / dtype) for dtype in ("float32", "float16")}
+    times = {"bare": [], "float32": [], "float16": []}
     for _ in range(repeats):
-        total = {"skhftt": np.zeros(2), "bare": np.zeros(2)}
-        for shard in discover_shards(shards):
-            embeddings = np.load(shard.path).astype(np.float32)
+        total = {name: np.zeros(2) for name in times}
+        for single, half in zip(shards["float32"], shards["float16"], strict=True):
+            embeddings = np.load(single.path)
             total["bare"] += timed(bare_scores, embeddings, columns_t, n_task)
-            total["skhftt"] += timed(score_shard, scorer, shard, out)
+            total["float32"] += timed(score_shard, scorer, single, out)
+            total["float16"] += timed(score_shard, scorer, half, out)
         for name, value in total.items():
             times[name].append(value)
     return {name: np.array(values) for name, values in times.items()}
+
+
+def dask_times(det, folder: Path, args) -> tuple[list[float], list[float], int]:
+    """Job seconds in process and on a LocalCluster, alternating; the workers' peak RSS."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                     dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(start_worker_sampler)
+        here, there = [], []
+        for _ in range(args.repeats):
+            here.append(seconds(job(det, folder / "float32", folder / "out")))
+            there.append(seconds(job(det, folder / "float32", folder / "out", client)))
+        worker_peak = max(client.run(stop_worker_sampler).values())
+    return here, there, worker_peak
 
 
 if __name__ == "__main__":

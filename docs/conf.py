@@ -17,6 +17,7 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+templates_path = ["_templates"]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 

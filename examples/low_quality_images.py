@@ -32,22 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from skhftt import HFTTDetector
-from skhftt.corpora import (
-    CORRUPTIONS,
-    load_world_corpus,
-    low_quality_task,
-    make_corruption_set,
-)
-from skhftt.detectors.zero_shot import (
-    EnergyDetector,
-    MaxLogitDetector,
-    MCMDetector,
-    NegLabelDetector,
-)
+from skhftt.corpora import load_world_corpus, low_quality_task
+from skhftt.detectors import EnergyDetector, MaxLogitDetector, MCMDetector, NegLabelDetector
 from skhftt.embedding.encoders import DEFAULT_ENCODER, EncoderUnavailableError
-from skhftt.embedding.inputs import IMAGE_EXTENSIONS
-from skhftt.evaluation.metrics import ood_metrics
+from skhftt.embedding.images import has_image_extension
+from skhftt.evaluation import CORRUPTIONS, make_corruption_set, ood_metrics
 from skhftt.testing import sample_images
+
+PROG = "low_quality_images.py"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,9 +63,9 @@ def clean_images(folder: Path | None) -> list[object]:
     if folder is None:
         return list(sample_images().values())
     files = sorted(p for p in folder.expanduser().rglob("*")
-                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+                   if p.is_file() and has_image_extension(p))
     if not files:
-        raise SystemExit(f"No image files in {folder}.")
+        raise ValueError(f"--images {str(folder)!r} holds no image files.")
     return files
 
 
@@ -107,15 +99,19 @@ def compare(fitted: dict[str, object], images: list, y: np.ndarray, kinds: list[
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    images, y, kinds = make_corruption_set(clean_images(args.images), severity=args.severity,
-                                           random_state=0)
-    print(f"{len(low_quality_task())} defects in the task; {int((y == 0).sum())} clean images "
-          f"and {int(y.sum())} corrupted copies (severity {args.severity})\n")
     try:
+        images, y, kinds = make_corruption_set(clean_images(args.images),
+                                               severity=args.severity, random_state=0)
+        print(f"{len(low_quality_task())} defects in the task; {int((y == 0).sum())} clean "
+              f"images and {int(y.sum())} corrupted copies (severity {args.severity})\n")
         fitted = fit_detectors(args)
     except EncoderUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {exc} With this script: --encoder /path/to/clip-dir.",
+              file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     compare(fitted, images, y, kinds)
     return 0
 

@@ -13,8 +13,16 @@ photographs are written to a temporary folder)::
     python examples/quickstart_images.py --images ~/Pictures --task "a photo of a cat"
     python examples/quickstart_images.py --encoder /path/to/clip-dir   # offline
 
+Without Hub access, give ``--encoder`` a CLIP directory saved on another
+machine, or try the pipeline on a tiny random CLIP (its ranking means
+nothing)::
+
+    python -c "from skhftt.testing import build_tiny_clip; build_tiny_clip('tiny-clip')"
+    python examples/quickstart_images.py --encoder tiny-clip --world-words 2000
+
 A higher score means "more like the task texts"; ``+1`` marks images the
-detector assigns to the task, ``-1`` those it does not.
+detector assigns to the task, ``-1`` those it does not. Errors are one line,
+``quickstart_images.py: error: ...``, with exit status 2, as in ``skhftt``.
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ import numpy as np
 from skhftt import HFTTDetector
 from skhftt.corpora import load_world_corpus, read_texts
 from skhftt.embedding.encoders import DEFAULT_ENCODER, EncoderUnavailableError
-from skhftt.embedding.inputs import IMAGE_EXTENSIONS
+from skhftt.embedding.images import has_image_extension
 from skhftt.testing import write_sample_images
+
+PROG = "quickstart_images.py"
 
 DEFAULT_TASK = [
     "a photo of a flower",
@@ -77,13 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def image_files(folder: Path) -> list[Path]:
-    files = sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--images {str(folder)!r} is not a folder.")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and has_image_extension(p))
     if not files:
-        raise SystemExit(f"No image files in {folder}.")
+        raise ValueError(f"--images {str(folder)!r} holds no image files.")
     return files
 
 
@@ -136,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             write_sample_images(tmp)
             rank(args, Path(tmp))
     except EncoderUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {exc} With this script: --encoder /path/to/clip-dir.",
+              file=sys.stderr)
+        return 2
+    except (OSError, ValueError, ImportError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

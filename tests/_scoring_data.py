@@ -97,3 +97,39 @@ def write_embedding_parquet(path: Path, embeddings: list, ids: list | None = Non
     if ids is not None:
         columns["id"] = pa.array(ids)
     pq.write_table(pa.table(columns), path, row_group_size=3)
+
+
+def image_bytes(files: dict[str, Path]) -> dict[str, bytes]:
+    """The bytes of each file of :func:`write_images`, by name."""
+    return {name: path.read_bytes() for name, path in files.items()}
+
+
+def write_img2dataset_parquet(path: Path, images: dict[str, bytes | None], *,
+                              row_group_size: int = 3) -> list[str]:
+    """A parquet shard as img2dataset writes it (``key``, ``url``, ``caption``, ``jpg``).
+
+    Returns the keys, in row order.
+    """
+    keys = [f"{index:09d}" for index in range(len(images))]
+    table = pa.table({
+        "key": keys,
+        "url": [f"http://example.com/{name}" for name in images],
+        "caption": [f"a picture called {name}" for name in images],
+        "jpg": pa.array(list(images.values()), pa.binary()),
+    })
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return keys
+
+
+HF_IMAGE_METADATA = {b"huggingface": b'{"info": {"features": {"image": {"_type": "Image"}, '
+                                      b'"label": {"dtype": "int64", "_type": "Value"}}}}'}
+
+
+def write_hf_parquet(path: Path, images: list[tuple[bytes | None, str | None] | None], *,
+                     row_group_size: int = 3) -> None:
+    """A parquet file of a Hugging Face dataset with an ``Image`` column (struct of bytes, path)."""
+    kind = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    values = [None if item is None else {"bytes": item[0], "path": item[1]} for item in images]
+    table = pa.table({"image": pa.array(values, kind), "label": list(range(len(images)))})
+    pq.write_table(table.replace_schema_metadata(HF_IMAGE_METADATA), path,
+                   row_group_size=row_group_size)

@@ -8,15 +8,6 @@ from _synthetic import make_task_world
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import (
-    check_do_not_raise_errors_in_init_or_set_params,
-    check_estimator_cloneable,
-    check_estimator_repr,
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 
 from skhftt import HFTTDetector
 from skhftt.detectors.zero_shot import (
@@ -26,6 +17,7 @@ from skhftt.detectors.zero_shot import (
     NegLabelDetector,
 )
 from skhftt.embedding.encoders.hashing import HashingEncoder
+from skhftt.embedding.inputs import Texts
 from skhftt.evaluation.metrics import auroc
 
 BASELINES = [MCMDetector, MaxLogitDetector, EnergyDetector, NegLabelDetector]
@@ -115,7 +107,19 @@ def test_neglabel_log_odds_do_not_saturate(data, X_test):
     assert (expit(scores[:50]) == 1.0).sum() > 10
     assert len(np.unique(scores[:50])) == 50
     assert det.offset_ == 0.0
-    np.testing.assert_array_equal(det.predict(X_test), np.where(scores > 0, 1, -1))
+    np.testing.assert_array_equal(det.predict(X_test), np.where(scores >= 0, 1, -1))
+
+
+def test_neglabel_threshold_is_a_value_of_s_and_predict_proba_gives_s(data, X_test):
+    det = NegLabelDetector(encoder="precomputed", n_negatives=60, n_groups=3, temperature=0.2,
+                           threshold=0.7, random_state=0).fit(data["world"], _classes(data))
+    expected = _neglabel_by_hand(data, X_test, det.negative_columns_, 3, 0.2)
+    proba = det.predict_proba(X_test)
+    np.testing.assert_allclose(proba[:, 1], expected, rtol=1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert det.offset_ == pytest.approx(np.log(0.7 / 0.3))
+    np.testing.assert_array_equal(det.predict(X_test) == 1, proba[:, 1] >= 0.7)
+    assert 0 < (det.predict(X_test) == 1).sum() < len(X_test)
 
 
 def test_neglabel_grouping_is_seeded(data):
@@ -155,7 +159,22 @@ def test_similarity_baselines_offset_is_threshold(data, X_test, cls):
     assert det.offset_ == 0.3
     scores = det.score_samples(X_test)
     np.testing.assert_allclose(det.decision_function(X_test), scores - 0.3)
-    np.testing.assert_array_equal(det.predict(X_test), np.where(scores > 0.3, 1, -1))
+    np.testing.assert_array_equal(det.predict(X_test), np.where(scores >= 0.3, 1, -1))
+    assert not hasattr(det, "predict_proba")
+    with pytest.raises(AttributeError) as info:
+        det.predict_proba(X_test)
+    assert "no predict_proba: its scores are not" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize("cls", [MCMDetector, MaxLogitDetector, EnergyDetector])
+def test_an_input_exactly_at_the_threshold_matches_the_task(data, X_test, cls):
+    det = cls(encoder="precomputed").fit(None, data["prompts"])
+    scores = det.score_samples(X_test)
+    det.set_threshold(float(scores[3]))
+    assert det.decision_function(X_test)[3] == 0.0
+    predicted = det.predict(X_test)
+    assert predicted[3] == 1
+    np.testing.assert_array_equal(predicted, np.where(scores >= scores[3], 1, -1))
 
 
 def _fit(cls, X, y, **params):
@@ -182,11 +201,11 @@ def test_texts_with_an_encoder(cls):
     det = _fit(cls, world, ["apple", "banana"], encoder=encoder, templates=["a ripe {}"])
     assert det.task_names_ == ["apple", "banana"]
     assert det.encoder_identity_ == "hashing:48"
-    scores = det.score_samples(["a ripe apple", "a fast train"])
+    scores = det.score_samples(Texts(["a ripe apple", "a fast train"]))
     assert scores[0] > scores[1]
     restored = pickle.loads(pickle.dumps(det))
-    np.testing.assert_allclose(restored.score_samples(det.embed(["a ripe apple"])), scores[:1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(restored.score_samples(det.embed(Texts(["a ripe apple"]))),
+                               scores[:1], rtol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [MCMDetector, MaxLogitDetector, EnergyDetector])
@@ -204,19 +223,6 @@ def test_unfitted_and_wrong_width(cls, data):
     with pytest.raises(ValueError, match="width 8"):
         det.score_samples(np.ones((2, 8)))
     assert not hasattr(det, "fit_predict")
-
-
-API_CHECKS = [
-    check_estimator_cloneable, check_estimator_repr, check_no_attributes_set_in_init,
-    check_parameters_default_constructible, check_get_params_invariance, check_set_params,
-    check_do_not_raise_errors_in_init_or_set_params,
-]
-
-
-@pytest.mark.parametrize("check", API_CHECKS)
-@pytest.mark.parametrize("cls", BASELINES)
-def test_api_checks(check, cls):
-    check(cls.__name__, cls(encoder="precomputed"))
 
 
 def test_one_comparison_loop_with_hftt(data, X_test):

@@ -13,6 +13,7 @@ import pytest
 from _scoring_data import DIM, WORLD, hashing_detector, precomputed_detector, write_images
 from _synthetic import unit
 
+from skhftt import HFTTDetector
 from skhftt.cli import main
 from skhftt.detectors.persistence import save_detector
 
@@ -57,12 +58,13 @@ def test_fit_writes_safetensors_and_info_describes_it(tmp_path, embeddings):
     done = _skhftt("info", path)
     assert done.returncode == 0, done.stderr
     lines = dict(line.split(":", 1) for line in done.stdout.splitlines())
-    assert lines["encoder"].strip() == "none (scores precomputed embeddings)"
+    assert lines["detector"].strip() == "HFTTDetector"
+    assert lines["encoder"].strip() == "precomputed (precomputed)"
     assert lines["embedding width"].strip() == "16"
     assert lines["task columns"].strip().startswith("3: ")
     assert lines["learned columns (K)"].strip() == "10"
     assert lines["temperature"].strip() == "0.05"
-    assert lines["threshold"].strip().startswith("0.3 (log-odds offset -0.8473")
+    assert lines["threshold"].strip().startswith("0.3 (score offset -0.8473")
     assert "bytes" in lines["file"] and lines["written by skhftt"].strip()[0].isdigit()
 
 
@@ -85,9 +87,13 @@ def test_fit_texts_with_templates(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["fit", "-o", "x.joblib", "--task-file", "{tmp}/absent.txt"], "absent.txt"),
-        (["fit", "-o", "x.joblib", "--task", "a", "--world-words", "0"],
-         "--world-words must be at least 1; got 0."),
+        (["fit", "-o", "{tmp}/x.joblib", "--task-file", "{tmp}/absent.txt"],
+         "--task-file '{tmp}/absent.txt' not found."),
+        (["fit", "-o", "{tmp}/x.joblib", "--task", "a", "--templates", "{tmp}/absent.txt"],
+         "--templates '{tmp}/absent.txt' not found."),
+        (["fit", "-o", "{tmp}/x.joblib", "--encoder", "precomputed", "--task", "a"],
+         "--encoder precomputed embeds nothing: give the task texts' embeddings with "
+         "--task-file FILE.npy."),
         (["score", "{det}", "-o", "{tmp}/o"], "no INPUT after the detector"),
         (["score", "-d", "{det}", "-d", "{det}", "{tmp}", "-o", "{tmp}/o"],
          "two detectors are named 'det'"),
@@ -100,7 +106,7 @@ def test_fit_texts_with_templates(tmp_path, capsys):
 def test_user_mistakes_are_one_line(tmp_path, fitted, capsys, argv, message):
     code = main([a.format(tmp=tmp_path, det=fitted) for a in argv])
     err = capsys.readouterr().err
-    assert code == 2 and message in err
+    assert code == 2 and message.format(tmp=tmp_path) in err
     assert err.startswith(f"skhftt {argv[0]}: error: ") and err.count("\n") == 1
 
 
@@ -209,3 +215,68 @@ def test_every_command_has_help_with_an_example():
         assert caught.value.code == 0
     done = _skhftt("filter", "--help")
     assert "examples:\n  skhftt filter scores/ -o lists/" in done.stdout
+
+
+def test_option_values_are_checked_by_the_parser(capsys):
+    for argv in (["fit", "-o", "x", "--task", "a", "--world-words", "0"],
+                 ["fit", "-o", "x", "--task", "a", "--gamma", "-1"],
+                 ["explain", "d", "-k", "0"]):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --world-words: must be at least 1, got 0" in err
+    assert "argument --gamma: must be at least 0, got -1.0" in err
+    assert "argument -k: must be at least 1, got 0" in err
+
+
+def test_the_base_install_has_what_score_writes():
+    from pathlib import Path
+
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    names = [requirement.split(">")[0].split("=")[0].strip()
+             for requirement in pyproject["project"]["dependencies"]]
+    assert "pyarrow" in names and "matplotlib" not in names
+
+
+HEAVY = ("torch", "sklearn", "scipy", "transformers", "sentence_transformers", "pyarrow")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["info", "{det}"]])
+def test_help_and_info_import_no_scientific_stack(tmp_path, argv):
+    """``skhftt --help`` and ``skhftt info`` answer in a fraction of a second: they import
+    neither torch nor scikit-learn (benchmarks/RESULTS.md, "CLI start-up", has the times)."""
+    rng = np.random.default_rng(0)
+    save_detector(HFTTDetector(encoder="precomputed", random_state=0).fit(
+        rng.normal(size=(50, 8)), rng.normal(size=(2, 8))), tmp_path / "det.safetensors")
+    args = [a.format(det=tmp_path / "det.safetensors") for a in argv]
+    code = (
+        "import sys\n"
+        "from skhftt.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_info_of_detectors_fitted_with_an_encoder_object(tmp_path, capsys):
+    detector = hashing_detector()
+    save_detector(detector, tmp_path / "det.safetensors")
+    joblib.dump(detector, tmp_path / "det.joblib")
+    encoders = []
+    for name in ("det.safetensors", "det.joblib"):
+        assert main(["info", str(tmp_path / name)]) == 0
+        lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+        encoders.append(lines["encoder"].strip())
+    assert encoders == [
+        "none saved: fitted with an encoder object; give the model with --encoder",
+        "an encoder object (HashingEncoder), in the pickle",
+    ]

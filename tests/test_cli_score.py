@@ -90,12 +90,12 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, joblib_detector):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["missing.joblib", "{tmp}"], "detector file 'missing.joblib' not found."),
+        (["missing.joblib", "{tmp}"], "DETECTOR 'missing.joblib' not found."),
         (["{det}", "{tmp}/x.bin"], "cannot tell what kind of input"),
         (["{tmp}/x.bin", "{tmp}"], "is neither a .safetensors detector nor a joblib file"),
         (["{det}", "{tmp}", "--kind", "npy"], "contains no npy shards"),
         (["{det}", "{tmp}/x.png", "--kind", "images", "--device", "tpu"],
-         "device='tpu' is not a device"),
+         "--device 'tpu' is not a device of this machine"),
     ],
 )
 def test_usage_errors(tmp_path, joblib_detector, capsys, args, message):
@@ -139,7 +139,9 @@ def test_saved_detector_without_its_encoder(tmp_path, capsys):
     argv = ["score", str(tmp_path / "det.safetensors"), str(tmp_path / "in"), "-o",
             str(tmp_path / "out")]
     assert main(argv) == 2
-    assert "pass encoder= with that object" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fitted with an encoder object" in err and "--encoder precomputed" in err
+    assert "encoder=" not in err
     assert main([*argv, "--encoder", "precomputed"]) == 0
     assert "scored 3 rows" in capsys.readouterr().out
 

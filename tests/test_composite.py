@@ -6,8 +6,10 @@ import pytest
 from _synthetic import make_task_world
 
 from skhftt import HFTTDetector
+from skhftt.detectors import MCMDetector
 from skhftt.detectors.composite import Concept, MultiConceptDetector
 from skhftt.embedding.encoders.hashing import HashingEncoder
+from skhftt.embedding.inputs import Texts
 
 WORDS = "apple banana cherry car bus train dog cat horse river lake sea knife sword".split()
 WORLD = [f"This is a photo of a {w}." for w in WORDS] + [f"a {a} and a {b}" for a in WORDS
@@ -40,13 +42,31 @@ def test_scores_equal_each_detector_and_decisions_follow_orientation(precomputed
         assert names == [n for j, n in enumerate(report.names) if report.unwanted[row, j]]
 
 
-def test_threshold_override(precomputed_concepts):
+@pytest.mark.parametrize("threshold", [0.999999, 1e-6, 0.3])
+@pytest.mark.parametrize("unwanted", ["mismatch", "match"])
+def test_threshold_override_is_the_probability_applied(precomputed_concepts, threshold,
+                                                       unwanted):
     keep, _, data = precomputed_concepts
-    strict = MultiConceptDetector({"ood": Concept(keep, "mismatch", threshold=0.999999)})
-    lax = MultiConceptDetector({"ood": Concept(keep, "mismatch", threshold=1e-6)})
     X = np.vstack([data["in_test"], data["out_test"]])
-    assert strict.score(X).remove.sum() >= lax.score(X).remove.sum()
-    assert strict.score(X).remove.sum() > 0
+    report = MultiConceptDetector({"c": Concept(keep, unwanted, threshold=threshold)}).score(X)
+    cut = np.log(threshold / (1 - threshold))
+    matches = report.scores[:, 0] >= cut
+    np.testing.assert_array_equal(report.unwanted[:, 0], matches if unwanted == "match"
+                                  else ~matches)
+    own = keep.predict(X) == (1 if unwanted == "match" else -1)
+    assert (report.unwanted[:, 0] != own).any()  # the override is not the detector's own
+
+
+def test_an_input_exactly_at_the_threshold_matches(precomputed_concepts):
+    keep, _, data = precomputed_concepts
+    X = data["out_test"]
+    scores = MultiConceptDetector({"c": keep}).score(X).scores[:, 0]
+    for unwanted, flagged in (("match", True), ("mismatch", False)):
+        at = Concept(keep, unwanted, log_odds_threshold=float(scores[3]))
+        report = MultiConceptDetector({"c": at}).score(X)
+        assert report.unwanted[3, 0] == flagged
+        np.testing.assert_array_equal(report.unwanted[:, 0],
+                                      (scores >= scores[3]) == (unwanted == "match"))
 
 
 def test_inputs_are_encoded_once_for_all_concepts():
@@ -55,7 +75,7 @@ def test_inputs_are_encoded_once_for_all_concepts():
     weapons = HFTTDetector(encoder=encoder, random_state=0).fit(WORLD, ["a knife", "a sword"])
     multi = MultiConceptDetector({"fruit": fruit, "weapons": Concept(weapons, "match")})
     before = encoder.n_texts_encoded
-    report = multi.score(["a red apple", "a sharp knife", "a river"])
+    report = multi.score(Texts(["a red apple", "a sharp knife", "a river"]))
     assert encoder.n_texts_encoded - before == 3
     assert "weapons" in report.triggered[1]
 
@@ -67,7 +87,8 @@ def test_log_odds_offset_beyond_float_probabilities(precomputed_concepts):
     cut = float(np.median(scores))
     concept = Concept(keep, "mismatch", log_odds_threshold=cut)
     report = MultiConceptDetector({"ood": concept}).score(X)
-    np.testing.assert_array_equal(report.remove, scores <= cut)
+    np.testing.assert_array_equal(report.remove, report.scores[:, 0] < cut)
+    np.testing.assert_allclose(report.scores[:, 0], scores, rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="threshold or its log_odds_threshold, not both"):
         Concept(keep, threshold=0.5, log_odds_threshold=1.0)
 
@@ -88,6 +109,9 @@ def test_bad_concepts_are_named(precomputed_concepts):
         MultiConceptDetector({})
     with pytest.raises(ValueError, match="unwanted must be 'match' or 'mismatch'; got 'in'"):
         MultiConceptDetector({"a": Concept(keep, "in")})
+    zero_shot = MCMDetector(encoder="precomputed").fit(None, np.eye(2, 32))
+    with pytest.raises(TypeError, match="concept 'z': a MCMDetector has no HFTT head"):
+        MultiConceptDetector({"a": keep, "z": zero_shot})
 
 
 def test_save_load_and_joblib_round_trip(tmp_path, precomputed_concepts):

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import warnings
+
+import joblib
 import numpy as np
 import pytest
 from _synthetic import make_task_world
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from skhftt import HFTTDetector
+from skhftt.embedding.embedder import spec_kind
 from skhftt.embedding.encoders.hashing import HashingEncoder
+from skhftt.embedding.inputs import Texts
 
 WORDS = (
     "apple banana car dog house tree river mountain computer phone chair table "
@@ -48,8 +54,9 @@ def test_score_chain_relations(data):
     proba = det.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     predicted = det.predict(X)
-    assert set(np.unique(predicted)) <= {-1, 1}
-    np.testing.assert_array_equal(predicted == 1, proba[:, 1] > 0.8)
+    assert set(np.unique(predicted)) == {-1, 1}
+    np.testing.assert_array_equal(predicted == 1, proba[:, 1] >= 0.8)
+    np.testing.assert_array_equal(predicted == 1, det.decision_function(X) >= 0)
 
 
 def test_mapping_of_prompt_arrays_gives_averaged_columns(data):
@@ -75,7 +82,7 @@ def test_text_forms_list_mapping_templates():
     det.fit(WORLD_TEXTS, ["a ripe apple", "a ripe banana"])
     assert det.task_names_ == ["a ripe apple", "a ripe banana"]
     assert det.encoder_identity_ == "hashing:48"
-    scores = det.score_samples(["a ripe apple", "a fast train"])
+    scores = det.score_samples(Texts(["a ripe apple", "a fast train"]))
     assert scores[0] > scores[1]
 
     templates = ["a photo of a {}.", "a drawing of a {}."]
@@ -174,7 +181,7 @@ def test_texts_with_precomputed_encoder_are_an_error(data):
         _precomputed().fit(["a dog", "a car"], data["prompts"])
     det = _precomputed().fit(data["world"], data["prompts"])
     with pytest.raises(TypeError, match="precomputed"):
-        det.score_samples(["a dog"])
+        det.score_samples(Texts(["a dog"]))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -226,16 +233,6 @@ def test_precomputed_has_no_default_corpus(data):
         _precomputed().fit(None, data["prompts"])
 
 
-@pytest.mark.parametrize(
-    ("param", "value"),
-    [("n_embeddings", 0), ("temperature", 0.0), ("gamma", -1.0), ("threshold", 1.0),
-     ("task_weight", 1.0), ("batch_size", 0), ("max_iter", 0), ("encoder", 3)],
-)
-def test_invalid_parameters_are_named(param, value, data):
-    with pytest.raises(ValueError, match=f"'{param}' parameter"):
-        _precomputed().set_params(**{param: value}).fit(data["world"], data["prompts"])
-
-
 def test_bad_device_is_named(data):
     with pytest.raises(ValueError, match="device='tpu7'"):
         _precomputed(device="tpu7").fit(data["world"], data["prompts"])
@@ -244,3 +241,113 @@ def test_bad_device_is_named(data):
 def test_bad_templates_are_named():
     with pytest.raises(ValueError, match=r"exactly one '\{\}' placeholder"):
         HFTTDetector(encoder=HashingEncoder(), templates=["a photo"]).fit(WORLD_TEXTS, ["cat"])
+
+
+def test_diverging_training_is_an_error_and_fits_nothing(data):
+    det = _precomputed(learning_rate_init=float("inf"))
+    with pytest.raises(ValueError, match=r"training diverged.*lower learning_rate_init"):
+        det.fit(data["world"], data["prompts"])
+    assert not hasattr(det, "head_") and not hasattr(det, "task_names_")
+
+
+# ------------------------------------------------------------- threshold
+
+
+def test_set_threshold_equals_fitting_with_that_threshold(data):
+    det = _precomputed().fit(data["world"], data["prompts"])
+    X = np.vstack([data["in_test"], data["out_test"]])
+    before = det.predict(X)
+    assert det.set_threshold(0.99) is det
+    assert det.threshold == 0.99 and det.offset_ == pytest.approx(np.log(99))
+    refit = _precomputed(threshold=0.99).fit(data["world"], data["prompts"])
+    np.testing.assert_array_equal(det.decision_function(X), refit.decision_function(X))
+    np.testing.assert_array_equal(det.predict(X) == 1, det.predict_proba(X)[:, 1] >= 0.99)
+    assert (det.predict(X) != before).any()
+    assert clone(det).threshold == 0.99
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 2.0, float("nan"), True])
+def test_set_threshold_refuses_what_the_parameter_refuses(threshold, data):
+    det = _precomputed().fit(data["world"], data["prompts"])
+    with pytest.raises(ValueError, match="'threshold' parameter of HFTTDetector"):
+        det.set_threshold(threshold)
+    assert det.threshold == 0.5 and det.offset_ == 0.0
+
+
+def test_set_threshold_needs_a_fitted_detector():
+    with pytest.raises(NotFittedError):
+        _precomputed().set_threshold(0.7)
+
+
+# --------------------------------------------------------------- encoders
+
+
+class TextOnlyEncoder(HashingEncoder):
+    """A text model: it declares that it has no image tower."""
+
+    modalities = ("text",)
+
+
+def test_a_text_only_encoder_warns_at_fit_and_refuses_images():
+    encoder = TextOnlyEncoder(dim=48)
+    with pytest.warns(UserWarning, match=r"encoder 'hashing:48' embeds texts only"):
+        det = HFTTDetector(encoder=encoder, random_state=0).fit(
+            WORLD_TEXTS, ["a ripe apple", "a ripe banana"])
+    scores = det.score_samples(Texts(["a ripe apple", "a fast train"]))
+    assert scores[0] > scores[1]
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"'hashing:48' embeds texts only .*cannot embed"):
+        det.score_samples([image])
+
+
+def test_an_encoder_with_an_image_tower_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        det = HFTTDetector(encoder=HashingEncoder(dim=16), random_state=0).fit(
+            WORLD_TEXTS, ["a ripe apple"])
+    assert det.score_samples([np.zeros((8, 8, 3), dtype=np.uint8)]).shape == (1,)
+
+
+def test_cache_dir_is_used_as_given(tmp_path, user_cache_dir):
+    folder = tmp_path / "embeddings"
+    HFTTDetector(encoder=HashingEncoder(dim=16), cache_dir=folder, random_state=0).fit(
+        WORLD_TEXTS, ["a ripe apple"])
+    assert any(path.is_file() for path in folder.rglob("*"))
+
+
+def test_cache_dir_false_keeps_the_cache_in_this_process(user_cache_dir):
+    encoder = HashingEncoder(dim=24)
+    before = sorted(user_cache_dir.rglob("*"))
+    HFTTDetector(encoder=encoder, cache_dir=False, random_state=0).fit(
+        WORLD_TEXTS, ["a ripe apple"])
+    assert sorted(user_cache_dir.rglob("*")) == before
+    encoded = encoder.n_texts_encoded
+    HFTTDetector(encoder=encoder, cache_dir=False, random_state=0).fit(
+        WORLD_TEXTS, ["a ripe apple"])
+    assert encoder.n_texts_encoded == encoded  # the in-process cache answered
+
+
+def test_cache_dir_true_is_refused_by_name(data):
+    with pytest.raises(ValueError, match=r"cache_dir=True names no cache.*False"):
+        HFTTDetector(encoder=HashingEncoder(), cache_dir=True).fit(WORLD_TEXTS, ["a cat"])
+
+
+def test_a_relative_model_directory_is_found_from_any_working_directory(
+        tiny_clip_dir, sample_arrays, tmp_path, monkeypatch):
+    monkeypatch.chdir(tiny_clip_dir.parent)
+    det = HFTTDetector(encoder=tiny_clip_dir.name, device="cpu", n_embeddings=2,
+                       random_state=0).fit(WORLD_TEXTS[:60], ["a photo of a flower"])
+    assert det.encoder == tiny_clip_dir.name  # the parameter is untouched
+    assert det.encoder_spec_ == str(tiny_clip_dir.resolve())
+    assert spec_kind(det.encoder_spec_) == "local"
+    image = sample_arrays["coffee"]
+    expected = det.score_samples([image])
+    joblib.dump(det, tmp_path / "det.joblib")
+    det.save(tmp_path / "det.safetensors")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for loaded in (joblib.load(tmp_path / "det.joblib"),
+                   HFTTDetector.load(tmp_path / "det.safetensors")):
+        assert loaded.encoder == tiny_clip_dir.name
+        np.testing.assert_array_equal(loaded.score_samples([image]), expected)

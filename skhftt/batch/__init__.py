@@ -5,6 +5,17 @@
 memory, written atomically, and skips shards already scored, so that a
 rerun of an interrupted job finishes it. With ``client=`` the shards run as
 tasks on a Dask cluster (:mod:`skhftt.batch.distributed`).
+:func:`select_rows` joins the scores back to the rows' metadata (LAION,
+clip-retrieval, img2dataset parquet files) and writes the rows to keep or to
+remove.
+
+The modules, from the bottom up: :mod:`~skhftt.batch.formats` (what files
+hold), :mod:`~skhftt.batch.shards` (discovery), the readers
+:mod:`~skhftt.batch.embeddings` and :mod:`~skhftt.batch.images`,
+:mod:`~skhftt.batch.output` (the writers), :mod:`~skhftt.batch.scorers`
+(one :class:`Scorer` per kind of detector), :mod:`~skhftt.batch.task` (one
+shard), :mod:`~skhftt.batch.run` (the run loop),
+:mod:`~skhftt.batch.distributed` (Dask) and :mod:`~skhftt.batch.selection`.
 
 Examples
 --------
@@ -26,29 +37,30 @@ Examples
 from __future__ import annotations
 
 from skhftt.batch.output import output_schema, read_manifest
-from skhftt.batch.run import (
-    ScoringError,
-    ScoringReport,
-    ShardResult,
-    ShardScorer,
-    score_shard,
-    score_shards,
-)
+from skhftt.batch.run import ScoringError, ScoringReport, score_shards
+from skhftt.batch.scorers import ConceptScorer, Scorer, ShardScorer, make_scorer
+from skhftt.batch.selection import SelectionReport, select_rows
 from skhftt.batch.shards import KINDS, Shard, discover_shards
+from skhftt.batch.task import ShardResult, score_shard
 
 __all__ = [
     "KINDS",
+    "ConceptScorer",
+    "Scorer",
     "ScoringError",
     "ScoringReport",
+    "SelectionReport",
     "Shard",
     "ShardResult",
     "ShardScorer",
     "discover_shards",
+    "make_scorer",
     "output_schema",
     "read_manifest",
     "score_on_dask",
     "score_shard",
     "score_shards",
+    "select_rows",
 ]
 
 

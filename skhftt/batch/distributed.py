@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from skhftt.batch.images import describe
-from skhftt.batch.run import INSTALL_HINT, ShardResult, ShardScorer, score_shard
+from skhftt.batch.output import INSTALL_HINT
+from skhftt.batch.scorers import Scorer
 from skhftt.batch.shards import Shard
+from skhftt.batch.task import ShardResult, score_shard
 
 __all__ = ["score_on_dask"]
 
@@ -66,7 +68,7 @@ def _connect(client: Any) -> tuple[Any, bool]:
 
 
 def _task(
-    scorer: ShardScorer, shard: Shard, output_dir: str, options: dict[str, int]
+    scorer: Scorer, shard: Shard, output_dir: str, options: dict[str, int]
 ) -> ShardResult:
     return score_shard(scorer, shard, output_dir, **options)
 
@@ -79,7 +81,7 @@ def _failure(future: Any) -> str:
 
 
 def score_on_dask(
-    scorer: ShardScorer,
+    scorer: Scorer,
     shards: Sequence[Shard],
     output_dir: str | os.PathLike[str],
     *,
@@ -92,9 +94,9 @@ def score_on_dask(
 
     Parameters
     ----------
-    scorer : ShardScorer
-        The detector's scorer. Only its model-free part is sent when every
-        shard holds embeddings.
+    scorer : Scorer
+        The detector's scorer (:func:`~skhftt.batch.scorers.make_scorer`).
+        Only its model-free part is sent when every shard holds embeddings.
     shards : sequence of Shard
         Shards to score; each becomes one task.
     output_dir : str or path-like

@@ -1,12 +1,12 @@
-"""Read embedding shards (``.npy``, ``.parquet``) in blocks of rows.
+"""Read embedding shards (``.npy``, ``.parquet``, datasets) in blocks of rows.
 
 Shards are read a block at a time, so memory stays bounded whatever their
 size: a ``.npy`` file is read block by block at its offset (nothing else
 of it is mapped or held) and each block converted from float16 to float32
 on its own (converting a whole float16 array at once is slow and doubles
-its footprint); a parquet file is read a batch at a time.
-A row that cannot be scored (null, non-finite, all zero, wrong width)
-becomes an error for that row alone.
+its footprint); a parquet file is read a batch at a time, a dataset a
+slice at a time. A row that cannot be scored (null, non-finite, all zero,
+wrong width) becomes an error for that row alone.
 """
 
 from __future__ import annotations
@@ -18,15 +18,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from skhftt.batch.formats import (
+    ID_COLUMNS,
+    NpyFile,
+    embedding_column,
+    exact_chunks,
+    pick_column,
+)
 from skhftt.space.validation import UNIT_TOLERANCE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from skhftt.batch.shards import Shard
-
-ID_COLUMNS = ("id", "key", "image_path", "url")
-EMBEDDING_COLUMNS = ("embedding", "embeddings", "img_emb", "image_embedding", "clip_embedding")
 
 
 @dataclass
@@ -52,72 +56,48 @@ class Block:
         return self.embeddings.shape[0]
 
 
-@dataclass(frozen=True)
-class NpyFile:
-    """The header of a 2-D float ``.npy`` file: where its rows are and how to read them."""
-
-    path: str
-    shape: tuple[int, int]
-    dtype: np.dtype
-    offset: int
-
-    @classmethod
-    def open(cls, path: str) -> NpyFile:
-        """Read and check the header of ``path``.
-
-        Raises
-        ------
-        ValueError
-            Not a ``.npy`` file, or not a C-order 2-D float array.
-        """
-        with open(path, "rb") as handle:
-            try:
-                version = np.lib.format.read_magic(handle)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, fortran, dtype = read_header(handle)
-            except ValueError as exc:
-                raise ValueError(f"{path!r} is not a readable .npy file: {exc}") from exc
-            offset = handle.tell()
-        if len(shape) != 2 or fortran or dtype.kind != "f" or dtype.hasobject:
-            layout = "Fortran-order " if fortran else ""
-            raise ValueError(
-                f"{path!r} holds a {layout}{dtype} array of shape {shape}; expected a "
-                "C-order 2-D float array of embeddings (rows, dim)."
-            )
-        return cls(path, (int(shape[0]), int(shape[1])), dtype, offset)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` as a new array."""
-        n, dim = min(stop, self.shape[0]) - start, self.shape[1]
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset + start * dim * self.dtype.itemsize)
-            rows = np.fromfile(handle, dtype=self.dtype, count=n * dim)
-        if rows.size != n * dim:
-            raise ValueError(
-                f"{self.path!r} is truncated: its header promises {self.shape[0]} rows, "
-                f"but the data end within row {start + rows.size // dim}."
-            )
-        return rows.reshape(n, dim)
+# Torch runs an element-wise kernel of fewer elements than this in the calling
+# thread (ATen's GRAIN_SIZE); larger ones wake its thread pool, whose threads
+# then spin for a while, burning CPU the scoring needs.
+_TORCH_SERIAL_ELEMENTS = 32767
 
 
-def to_float32(raw: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
-    """A block of embeddings as float32, copied unless ``overwrite`` allows reusing ``raw``.
+def _half_to_float(source: np.ndarray, out: np.ndarray) -> None:
+    """Convert float16 rows into ``out`` with torch's SIMD conversion, a few rows at a time.
 
-    float16 is converted by torch, whose conversion is vectorised: numpy's
-    converts one value at a time, several times slower than scoring needs.
+    numpy converts float16 one value at a time: three times slower. Pieces
+    below torch's grain size run in this thread, without its thread pool.
     """
-    if raw.dtype != np.float16:
-        return raw.astype(np.float32, copy=not (overwrite and raw.flags.writeable))
-    source = np.asarray(raw)
     if not (source.flags.writeable and source.flags.c_contiguous):
         source = np.array(source)  # torch wants a writable array; a float16 copy is cheap
-    converted = np.empty(source.shape, dtype=np.float32)
-    torch.from_numpy(converted).copy_(torch.from_numpy(source))
-    return converted
+    rows = max(1, _TORCH_SERIAL_ELEMENTS // max(1, source.shape[1]))
+    halves, floats = torch.from_numpy(source), torch.from_numpy(out)
+    for start in range(0, source.shape[0], rows):
+        floats[start : start + rows].copy_(halves[start : start + rows])
+
+
+def to_float32(raw: np.ndarray, *, out: np.ndarray | None = None,
+               overwrite: bool = False) -> np.ndarray:
+    """A block of embeddings as float32.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n, dim)
+        Any float dtype.
+    out : ndarray of shape (n, dim), float32, optional
+        Where to write the result (a buffer reused from block to block);
+        by default a new array.
+    overwrite : bool, default=False
+        Whether a writable float32 ``raw`` may be returned as it is.
+    """
+    if raw.dtype == np.float32 and (out is raw or (overwrite and raw.flags.writeable)):
+        return raw
+    out = np.empty(raw.shape, dtype=np.float32) if out is None else out
+    if raw.dtype == np.float16:
+        _half_to_float(raw, out)
+    else:
+        np.copyto(out, raw, casting="same_kind")
+    return out
 
 
 def _row_error(row: np.ndarray, norm: float) -> str:
@@ -129,7 +109,11 @@ def _row_error(row: np.ndarray, norm: float) -> str:
 
 
 def unit_block(
-    raw: np.ndarray, errors: np.ndarray | None = None, *, overwrite: bool = False
+    raw: np.ndarray,
+    errors: np.ndarray | None = None,
+    *,
+    overwrite: bool = False,
+    out: np.ndarray | None = None,
 ) -> Block:
     """Unit rows of a float block; rows that cannot be normalised become errors.
 
@@ -145,8 +129,13 @@ def unit_block(
         Errors already known (e.g. null rows), kept as they are.
     overwrite : bool, default=False
         Whether a float32 ``raw`` may be normalised in place.
+    out : ndarray of shape (n, dim), float32, optional
+        Where to write the unit rows; by default a new array (or ``raw``).
+
+    The norms are taken of the converted block, which is still in the CPU's
+    cache when the block is small (see :data:`skhftt.batch.task.SCORE_ROWS`).
     """
-    block = to_float32(raw, overwrite=overwrite)
+    block = to_float32(raw, out=out, overwrite=overwrite)
     norms = np.sqrt(np.einsum("ij,ij->i", block, block))
     bad = ~np.isfinite(norms) | (norms == 0)
     if errors is not None:
@@ -172,48 +161,6 @@ def _check_width(width: int, dim: int, path: str) -> None:
             f"{path!r} has embeddings of width {width}, but the detector works in a space "
             f"of width {dim}."
         )
-
-
-def _pick_column(names: list[str], requested: str | None, preferred: tuple[str, ...],
-                 path: str, what: str) -> str | None:
-    if requested is not None:
-        if requested not in names:
-            raise ValueError(
-                f"{path!r} has no {what} column {requested!r}; its columns are {names}."
-            )
-        return requested
-    return next((name for name in preferred if name in names), None)
-
-
-def _embedding_column(schema: pa.Schema, requested: str | None, path: str) -> str:
-    import pyarrow as pa
-
-    def is_float_list(field: pa.Field) -> bool:
-        kind = field.type
-        return (
-            (pa.types.is_list(kind) or pa.types.is_large_list(kind)
-             or pa.types.is_fixed_size_list(kind))
-            and pa.types.is_floating(kind.value_type)
-        )
-
-    candidates = [field.name for field in schema if is_float_list(field)]
-    if requested is not None:
-        if requested not in candidates:
-            raise ValueError(
-                f"{path!r} has no embedding column {requested!r} holding lists of floats; "
-                f"such columns: {candidates or 'none'}."
-            )
-        return requested
-    if len(candidates) == 1:
-        return candidates[0]
-    chosen = _pick_column(candidates, None, EMBEDDING_COLUMNS, path, "embedding")
-    if chosen is None:
-        found = f"several ({', '.join(candidates)})" if candidates else "no"
-        raise ValueError(
-            f"{path!r} has {found} columns of float lists; name the embedding column "
-            "(embedding_column=, --embedding-column)."
-        )
-    return chosen
 
 
 def _list_matrix(column: pa.Array, dim: int, path: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -255,20 +202,44 @@ def _string_ids(column: pa.Array) -> pa.Array:
     return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
 
 
+def _columns(schema: pa.Schema, shard: Shard, where: str) -> tuple[str, str | None]:
+    """The embedding column of a table, and its id column if any."""
+    embedding = embedding_column(schema, shard.embedding_column, where)
+    return embedding, pick_column(schema.names, shard.id_column, ID_COLUMNS, where, "id")
+
+
+def _one_chunk(column: Any) -> pa.Array:
+    """A column of a table (a chunked array) or of a record batch, as one array."""
+    return column.combine_chunks() if hasattr(column, "combine_chunks") else column
+
+
+def _table_block(table: Any, columns: tuple[str, str | None], dim: int, where: str) -> Block:
+    embedding, id_column = columns
+    matrix, errors = _list_matrix(_one_chunk(table.column(embedding)), dim, where)
+    block = unit_block(matrix, errors)
+    if id_column is not None:
+        block.ids = _string_ids(_one_chunk(table.column(id_column)))
+    return block
+
+
 def _parquet_blocks(shard: Shard, dim: int, block_rows: int) -> Iterator[Block]:
     import pyarrow.parquet as pq
 
     handle = pq.ParquetFile(shard.path)
-    schema = handle.schema_arrow
-    embedding = _embedding_column(schema, shard.embedding_column, shard.path)
-    id_column = _pick_column(schema.names, shard.id_column, ID_COLUMNS, shard.path, "id")
-    columns = [embedding] if id_column is None else [embedding, id_column]
-    for batch in handle.iter_batches(batch_size=block_rows, columns=columns):
-        matrix, errors = _list_matrix(batch.column(embedding), dim, shard.path)
-        block = unit_block(matrix, errors)
-        if id_column is not None:
-            block.ids = _string_ids(batch.column(id_column))
-        yield block
+    columns = _columns(handle.schema_arrow, shard, shard.path)
+    wanted = [name for name in columns if name is not None]
+    for batch in handle.iter_batches(batch_size=block_rows, columns=wanted):
+        yield _table_block(batch, columns, dim, shard.path)
+
+
+def _dataset_blocks(shard: Shard, dim: int, block_rows: int) -> Iterator[Block]:
+    """Blocks of a dataset's rows, sliced from its arrow table (nothing is decoded)."""
+    columns = _columns(shard.dataset.features.arrow_schema, shard, shard.label)
+    rows = shard.dataset.with_format("arrow", columns=[name for name in columns if name])
+    first, count = shard.span
+    for start in range(first, first + count, block_rows):
+        yield _table_block(rows[start : min(start + block_rows, first + count)], columns, dim,
+                           shard.label)
 
 
 def _metadata_ids(shard: Shard, n_rows: int, block_rows: int) -> Iterator[pa.Array | None]:
@@ -280,7 +251,7 @@ def _metadata_ids(shard: Shard, n_rows: int, block_rows: int) -> Iterator[pa.Arr
 
     handle = pq.ParquetFile(shard.metadata)
     names = handle.schema_arrow.names
-    column = _pick_column(names, shard.id_column, ID_COLUMNS, shard.metadata, "id")
+    column = pick_column(names, shard.id_column, ID_COLUMNS, shard.metadata, "id")
     if column is None:
         while True:
             yield None
@@ -290,36 +261,18 @@ def _metadata_ids(shard: Shard, n_rows: int, block_rows: int) -> Iterator[pa.Arr
             f"{shard.path!r} holds {n_rows} embeddings; they must match row for row."
         )
     batches = handle.iter_batches(batch_size=block_rows, columns=[column])
-    yield from _exact_chunks((_string_ids(batch.column(0)) for batch in batches), block_rows)
-
-
-def _exact_chunks(arrays: Iterator[pa.Array], size: int) -> Iterator[pa.Array]:
-    """Re-cut a stream of arrays into arrays of exactly ``size`` items (the last may be shorter).
-
-    A parquet reader may end a batch early at a row-group boundary; the ids
-    of an ``.npy`` shard must still line up with its blocks.
-    """
-    import pyarrow as pa
-
-    pending: list[pa.Array] = []
-    count = 0
-    for array in arrays:
-        pending.append(array)
-        count += len(array)
-        while count >= size:
-            merged = pa.concat_arrays(pending)
-            yield merged.slice(0, size)
-            pending, count = [merged.slice(size)], count - size
-    if count:
-        yield pa.concat_arrays(pending)
+    yield from exact_chunks((_string_ids(batch.column(0)) for batch in batches), block_rows)
 
 
 def _npy_blocks(shard: Shard, dim: int, block_rows: int) -> Iterator[Block]:
     array = NpyFile.open(shard.path)
     _check_width(array.shape[1], dim, shard.path)
     ids = _metadata_ids(shard, array.shape[0], block_rows)
+    raw = np.empty((min(block_rows, array.shape[0]), dim), dtype=array.dtype)
+    unit = raw if array.dtype == np.float32 else np.empty(raw.shape, dtype=np.float32)
     for start in range(0, array.shape[0], block_rows):
-        block = unit_block(array.read(start, start + block_rows), overwrite=True)
+        rows = array.read(start, start + block_rows, out=raw)
+        block = unit_block(rows, out=unit[: len(rows)], overwrite=True)
         block.ids = next(ids)
         yield block
 
@@ -327,11 +280,14 @@ def _npy_blocks(shard: Shard, dim: int, block_rows: int) -> Iterator[Block]:
 def embedding_blocks(shard: Shard, *, dim: int, block_rows: int) -> Iterator[Block]:
     """Blocks of at most ``block_rows`` unit rows of an embedding shard, in order.
 
+    The rows of an ``.npy`` shard's blocks are read into buffers refilled
+    block after block: a block is valid until the next one is read.
+
     Raises
     ------
     ValueError
         A shard that cannot be read as a whole: not an array of floats,
         wrong width, no embedding column, ids that do not match the rows.
     """
-    reader: Any = _npy_blocks if shard.kind == "npy" else _parquet_blocks
-    return reader(shard, dim, block_rows)
+    readers = {"npy": _npy_blocks, "parquet": _parquet_blocks, "dataset": _dataset_blocks}
+    return readers[shard.kind](shard, dim, block_rows)

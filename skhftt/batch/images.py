@@ -1,10 +1,15 @@
 """Decode image shards with a torch DataLoader and embed them batch by batch.
 
 DataLoader workers read and decode the images (with
-:func:`skhftt.embedding.inputs.load_image`, so files, tar members and in-memory
-images become RGB the same way everywhere) while the main process embeds
-the previous batch. A file that is missing, empty, truncated or not an
-image becomes an error for its row; the batch goes on without it.
+:func:`skhftt.embedding.inputs.load_image`, so files, tar members, the
+encoded images of parquet rows and in-memory images become RGB the same way
+everywhere) while the main process embeds the previous batch. A file or row
+that is missing, empty, truncated or not an image becomes an error for its
+row; the batch goes on without it.
+
+Images stored in arrow tables (a parquet file, a Hugging Face dataset) are
+read a chunk of rows at a time (a parquet row group, a slice of a dataset):
+each process holds one chunk, never the whole table.
 
 An encoder may also offer ``pixel_transform()`` (a picklable callable from
 an RGB PIL image to a ``(C, H, W)`` tensor) and ``encode_pixels(pixels)``
@@ -17,12 +22,12 @@ default).
 
 from __future__ import annotations
 
-import io
+import bisect
 import multiprocessing
 import os
 import posixpath
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +35,12 @@ import numpy as np
 import torch
 
 from skhftt.batch.embeddings import Block
+from skhftt.batch.formats import ID_COLUMNS, pick_column
 from skhftt.batch.shards import Shard
 from skhftt.embedding.encoders.base import Encoder
-from skhftt.embedding.inputs import IMAGE_EXTENSIONS, load_image
+from skhftt.embedding.images import IMAGE_EXTENSIONS, load_image
+
+ARROW_CHUNK_ROWS = 1024
 
 
 def _safe_text(text: str) -> str:
@@ -55,19 +63,11 @@ class FileImages:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def item_id(self, index: int) -> str:
+        return self.ids[index]
+
     def load(self, index: int) -> Any:
         return load_image(self.paths[index], source=f"image file {self.ids[index]!r}")
-
-
-class _MemberBytes(io.BytesIO):
-    """A tar member's bytes; its repr (quoted in PIL's messages) is the member's name."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        super().__init__(data)
-        self._member = name
-
-    def __repr__(self) -> str:
-        return repr(self._member)
 
 
 class TarImages:
@@ -85,9 +85,10 @@ class TarImages:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def load(self, index: int) -> Any:
-        from PIL import Image
+    def item_id(self, index: int) -> str:
+        return self.ids[index]
 
+    def load(self, index: int) -> Any:
         member = self.members[index]
         if isinstance(member, str):
             raise ValueError(member)
@@ -98,12 +99,7 @@ class TarImages:
         source = f"tar member {name!r}"
         if len(data) != size:
             raise ValueError(f"{source} is truncated: {len(data)} of {size} bytes")
-        try:
-            opened = Image.open(_MemberBytes(data, name))
-            opened.load()
-        except (OSError, SyntaxError) as exc:
-            raise ValueError(f"{source} is not a readable image: {exc}") from exc
-        return load_image(opened, source=source)
+        return load_image(data, source=source)
 
 
 def _tar_key(name: str) -> tuple[str, str]:
@@ -142,6 +138,127 @@ def tar_images(path: str) -> TarImages:
     return TarImages(path, [_safe_text(key) for key in samples], members)
 
 
+class ParquetChunks:
+    """The row groups of a parquet file, read one at a time.
+
+    The file is opened in the process that reads it (a DataLoader worker),
+    not pickled to it.
+    """
+
+    def __init__(self, path: str) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        metadata = pq.read_metadata(path)
+        sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        self.starts = [0, *np.cumsum(sizes, dtype=np.int64).tolist()]
+        self._file: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_file": None}
+
+    def read(self, index: int, columns: list[str]) -> Any:
+        """Row group ``index``, these columns only, as a pyarrow table."""
+        import pyarrow.parquet as pq
+
+        if self._file is None:
+            self._file = pq.ParquetFile(self.path)
+        return self._file.read_row_group(index, columns=columns)
+
+
+class DatasetChunks:
+    """Rows ``first:first + count`` of a Hugging Face dataset, ``chunk_rows`` at a time.
+
+    Slices of the dataset's arrow table: memory-mapped datasets are not
+    copied, and nothing is decoded by ``datasets``.
+    """
+
+    def __init__(self, dataset: Any, first: int, count: int, chunk_rows: int) -> None:
+        self.dataset = dataset
+        self.first = first
+        self.starts = [*range(0, count, chunk_rows), count]
+        self._rows: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_rows": None}
+
+    def read(self, index: int, columns: list[str]) -> Any:
+        """Chunk ``index``, these columns only, as a pyarrow table."""
+        if self._rows is None:
+            self._rows = self.dataset.with_format("arrow")
+        start, stop = self.starts[index], self.starts[index + 1]
+        return self._rows[self.first + start : self.first + stop].select(columns)
+
+
+class ArrowImages:
+    """Encoded images in a column of an arrow table, read one chunk of rows at a time.
+
+    A value is the image's bytes (img2dataset's ``jpg`` column), or a struct
+    of ``bytes`` and ``path`` (a Hugging Face ``Image``: the bytes, or else
+    the file at ``path``). Ids come from the id column, or else from the
+    struct's ``path``.
+    """
+
+    def __init__(self, chunks: ParquetChunks | DatasetChunks, column: str,
+                 id_column: str | None, label: str) -> None:
+        self.chunks = chunks
+        self.column = column
+        self.id_column = id_column
+        self.label = label
+        self._chunk = -1
+        self._values: Any = None
+        self._ids: Any = None
+
+    def __len__(self) -> int:
+        return self.chunks.starts[-1]
+
+    def _row(self, index: int) -> int:
+        """Position of row ``index`` in its chunk, which is read if not held already."""
+        chunk = bisect.bisect_right(self.chunks.starts, index) - 1
+        if chunk != self._chunk:
+            wanted = [self.column] if self.id_column is None else [self.column, self.id_column]
+            table = self.chunks.read(chunk, wanted)
+            self._values = table.column(0)
+            self._ids = None if self.id_column is None else table.column(1)
+            self._chunk = chunk
+        return index - self.chunks.starts[chunk]
+
+    def item_id(self, index: int) -> str | None:
+        row = self._row(index)
+        if self._ids is not None:
+            value = self._ids[row].as_py()
+            return None if value is None else str(value)
+        value = self._values[row].as_py()
+        return value.get("path") if isinstance(value, dict) else None
+
+    def load(self, index: int) -> Any:
+        value = self._values[self._row(index)].as_py()
+        source = f"row {index} of {self.label!r}"
+        data = value.get("bytes") if isinstance(value, dict) else value
+        if data is not None:
+            return load_image(data, source=source)
+        path = value.get("path") if isinstance(value, dict) else None
+        if path is None:
+            raise ValueError(f"{source} has no image (null)")
+        return load_image(path, source=f"{source} (image file {path!r})")
+
+
+def _arrow_images(shard: Shard) -> ArrowImages:
+    """The images of a parquet or dataset shard of encoded images."""
+    if shard.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        chunks: ParquetChunks | DatasetChunks = ParquetChunks(shard.path)
+        names = pq.read_schema(shard.path).names
+        label = shard.label or shard.path
+    else:
+        chunks = DatasetChunks(shard.dataset, *shard.span, chunk_rows=ARROW_CHUNK_ROWS)
+        names = list(shard.dataset.column_names)
+        label = shard.label
+    id_column = pick_column(names, shard.id_column, ID_COLUMNS, label, "id")
+    return ArrowImages(chunks, shard.image_column, id_column, label)
+
+
 def _list_lines(shard: Shard) -> list[str]:
     offset, count = shard.span
     lines: list[str] = []
@@ -156,14 +273,16 @@ def _list_lines(shard: Shard) -> list[str]:
     return lines
 
 
-def image_source(shard: Shard) -> FileImages | TarImages:
-    """The images of an ``images``, ``list`` or ``tar`` shard.
+def image_source(shard: Shard) -> FileImages | TarImages | ArrowImages:
+    """The images of an ``images``, ``list``, ``tar``, ``parquet`` or ``dataset`` shard.
 
     Relative paths in a list file are relative to the folder of the list
     file; ids are the lines as written.
     """
     if shard.kind == "tar":
         return tar_images(shard.path)
+    if shard.kind in ("parquet", "dataset"):
+        return _arrow_images(shard)
     if shard.kind == "list":
         lines = _list_lines(shard)
         folder = os.path.dirname(shard.path)
@@ -176,28 +295,35 @@ def image_source(shard: Shard) -> FileImages | TarImages:
     )
 
 
-class DecodingDataset(torch.utils.data.Dataset):
-    """Item ``i`` is ``(i, decoded image or pixels, None)`` or ``(i, None, error message)``."""
+Sample = tuple[int, str | None, Any, str | None]
 
-    def __init__(self, source: FileImages | TarImages, transform: Callable | None) -> None:
+
+class DecodingDataset(torch.utils.data.Dataset):
+    """Item ``i`` is ``(i, id, decoded image or pixels, None)`` or ``(i, id, None, error)``."""
+
+    def __init__(self, source: FileImages | TarImages | ArrowImages,
+                 transform: Callable | None) -> None:
         self.source = source
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
+    def __getitem__(self, index: int) -> Sample:
+        name = None
         try:
+            name = self.source.item_id(index)
             image = self.source.load(index)
-            return index, image if self.transform is None else self.transform(image), None
+            return index, name, image if self.transform is None else self.transform(image), None
         except Exception as exc:  # any failure is this item's, never the job's
-            return index, None, describe(exc)
+            return index, name, None, describe(exc)
 
 
 @dataclass
 class ImageBatch:
-    """A decoded batch: the good items' inputs and the failed items' errors."""
+    """A decoded batch: every item's id, the good items' inputs and the failed items' errors."""
 
+    ids: list[str | None]
     rows: list[int]
     inputs: list[Any] | torch.Tensor
     failed: list[int]
@@ -210,17 +336,18 @@ class ImageBatch:
         return self
 
 
-def collate(samples: list[tuple[int, Any, str | None]]) -> ImageBatch:
+def collate(samples: Sequence[Sample]) -> ImageBatch:
     """Keep decoded items and per-item errors apart; stack pixel tensors."""
-    rows = [index for index, _, error in samples if error is None]
-    inputs = [payload for _, payload, error in samples if error is None]
+    rows = [index for index, _, _, error in samples if error is None]
+    inputs = [payload for _, _, payload, error in samples if error is None]
     if inputs and isinstance(inputs[0], torch.Tensor):
         inputs = torch.stack(inputs)
     return ImageBatch(
+        ids=[name for _, name, _, _ in samples],
         rows=rows,
         inputs=inputs,
-        failed=[index for index, _, error in samples if error is not None],
-        errors=[error for _, _, error in samples if error is not None],
+        failed=[index for index, _, _, error in samples if error is not None],
+        errors=[error for _, _, _, error in samples if error is not None],
     )
 
 
@@ -282,7 +409,8 @@ def image_blocks(
     Parameters
     ----------
     shard : Shard
-        An ``images``, ``list`` or ``tar`` shard.
+        A shard of images (``images``, ``list``, ``tar``, or ``parquet`` and
+        ``dataset`` with an image column).
     encoder : Encoder
         Embeds the decoded images.
     dim : int
@@ -320,14 +448,14 @@ def image_blocks(
             for row, message in failed.items():
                 errors[row - start] = message
         yield Block(
-            ids=_ids(source.ids[start : start + n]),
+            ids=_ids(batch.ids),
             embeddings=embeddings,
             errors=errors if (errors != None).any() else None,  # noqa: E711
         )
         start += n
 
 
-def _ids(ids: list[str]) -> Any:
+def _ids(ids: list[str | None]) -> Any:
     import pyarrow as pa
 
     return pa.array(ids, type=pa.string())

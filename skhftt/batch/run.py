@@ -1,10 +1,14 @@
-"""Score shards into parquet files: one shard at a time, or many on a Dask cluster."""
+"""Score many shards into parquet files: the run loop, here or on a Dask cluster, and its report.
+
+:func:`score_shards` finds the shards, skips those already scored, scores
+the others one after the other (or as Dask tasks, see
+:mod:`skhftt.batch.distributed`) and reports what was written, skipped and
+failed. It sees the detector through its :class:`~skhftt.batch.scorers.Scorer`
+only, whatever kind of detector it is.
+"""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import hashlib
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -12,257 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from skhftt.batch.embeddings import Block, embedding_blocks
-from skhftt.batch.images import describe, image_blocks
-from skhftt.batch.output import (
-    ShardWriter,
-    is_done,
-    output_path,
-    remove_partials,
-)
+from skhftt.batch.images import describe
+from skhftt.batch.output import INSTALL_HINT, is_done, output_path, remove_partials
+from skhftt.batch.scorers import Scorer, ShardScorer, make_scorer
 from skhftt.batch.shards import DEFAULT_SHARD_SIZE, Shard, discover_shards
-from skhftt.detectors.base import PRECOMPUTED
-from skhftt.embedding.device import resolve_device
-from skhftt.embedding.encoders.base import Encoder
+from skhftt.batch.task import DEFAULT_BLOCK_ROWS, ShardResult, score_shard
 
-DEFAULT_BLOCK_ROWS = 32768
-INSTALL_HINT = 'pip install "skhftt[scale]"'
-
-
-def _digest_head(head: Any, offset: float, identity: str | None) -> str:
-    digest = hashlib.sha256()
-    for item in dataclasses.fields(head):
-        value = getattr(head, item.name)
-        digest.update(item.name.encode())
-        if isinstance(value, np.ndarray):
-            digest.update(f"{value.dtype}{value.shape}".encode())
-            digest.update(np.ascontiguousarray(value).tobytes())
-        else:
-            digest.update(repr(value).encode())
-    digest.update(repr((float(offset), identity)).encode())
-    return digest.hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class ShardScorer:
-    """What scoring needs from a fitted detector: its head, its offset and, for images, its encoder.
-
-    Build it with :meth:`from_detector`. The head is numpy only, so a
-    scorer without ``detector`` (see :meth:`model_free`) is kilobytes to a
-    few MB and scores embeddings anywhere.
-
-    Parameters
-    ----------
-    head : HFTTHead
-        Scores unit embeddings (``log_odds``).
-    offset : float
-        ``decision = +1`` where ``score - offset > 0``.
-    fingerprint : str
-        Digest of the head, offset and encoder identity; outputs record it
-        so that a rerun with another detector scores every shard again.
-    detector : HFTTDetector, optional
-        The fitted detector, used only to resolve and check its encoder for
-        image shards.
-    concepts : MultiConceptDetector, optional
-        Set by :meth:`from_concepts`: ``head`` then scores every concept at
-        once and the outputs get one score and decision column per concept
-        (see :class:`ConceptShardWriter`).
-    """
-
-    head: Any
-    offset: float
-    fingerprint: str
-    detector: Any = None
-    concepts: Any = None
-
-    @classmethod
-    def from_detector(cls, detector: Any, *, device: str | None = None) -> ShardScorer:
-        """The scorer of a fitted detector.
-
-        Parameters
-        ----------
-        detector : HFTTDetector
-            A fitted detector.
-        device : str, optional
-            Run its encoder here instead of on ``detector.device``.
-        """
-        from sklearn.utils.validation import check_is_fitted
-
-        head = getattr(detector, "head_", None)
-        if head is None or not hasattr(head, "log_odds"):
-            check_is_fitted(detector)
-            raise TypeError(
-                f"streaming scoring needs a detector with a fitted head_ (such as "
-                f"HFTTDetector); got a {type(detector).__name__}."
-            )
-        if device is not None:
-            detector = copy.copy(detector)  # the caller's detector keeps its device
-            detector.device = device
-        identity = detector.encoder_identity_
-        offset = float(detector.offset_)
-        return cls(head, offset, _digest_head(head, offset, identity), detector)
-
-    @classmethod
-    def from_concepts(cls, concepts: Any, *, device: str | None = None) -> ShardScorer:
-        """The scorer of a :class:`~skhftt.detectors.composite.MultiConceptDetector`.
-
-        Each input is embedded once, by the first concept's encoder, and
-        every concept's head is applied to that embedding in one pass.
-
-        Parameters
-        ----------
-        concepts : MultiConceptDetector
-            Fitted detectors of one embedding space, with their thresholds
-            and unwanted sides.
-        device : str, optional
-            Run the shared encoder here instead of on its ``device``.
-        """
-        first = cls.from_detector(concepts.detector, device=device)
-        digest = hashlib.sha256()
-        for name, concept in concepts.concepts.items():
-            part = cls.from_detector(concept.detector)
-            digest.update(repr((name, part.fingerprint, concept.unwanted,
-                                concept.offset)).encode())
-        head = _ConceptHeads(concepts, first.dim)
-        return cls(head, float("nan"), digest.hexdigest()[:32], first.detector, concepts)
-
-    @property
-    def dim(self) -> int:
-        """Width of the embedding space."""
-        return int(self.head.dim)
-
-    def model_free(self) -> ShardScorer:
-        """This scorer without the detector: all that embedding shards need."""
-        return dataclasses.replace(self, detector=None)
-
-    def check_encoder(self) -> None:
-        """Raise unless the scorer can embed images (without loading any model).
-
-        Raises
-        ------
-        ValueError
-            The scorer has no detector, or its detector has no encoder
-            (``encoder="precomputed"``): it can score embeddings only.
-        """
-        encoder = None if self.detector is None else self.detector.encoder
-        if encoder is None or (isinstance(encoder, str) and encoder == PRECOMPUTED):
-            raise ValueError(
-                "image inputs need an encoder, but this detector has encoder='precomputed': "
-                "score embedding shards, or give the detector the encoder it was fitted "
-                "with (load_detector(path, encoder=...), --encoder)."
-            )
-
-    def encoder(self) -> Encoder:
-        """The detector's encoder, loaded once per process and checked against the fit."""
-        self.check_encoder()
-        return self.detector._scoring_encoder()
-
-    def device(self) -> Any:
-        """The device the encoder runs on."""
-        return resolve_device(getattr(self.detector, "device", "cpu"))
-
-
-@dataclass(frozen=True)
-class _ConceptHeads:
-    """Every concept's head as one: ``log_odds`` gives one column per concept."""
-
-    concepts: Any
-    dim: int
-
-    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
-        return self.concepts.log_odds(embeddings)
-
-
-class ConceptShardWriter(ShardWriter):
-    """A :class:`~skhftt.batch.output.ShardWriter` for several concepts at once.
-
-    The output has columns ``id``, ``row``, then ``<name>_score`` (float64
-    log-odds) and ``<name>_decision`` (int8, +1 matches that concept's task)
-    for each concept, ``remove`` (bool: some concept flags the row as
-    unwanted), ``triggered`` (list of the names of the concepts that flag
-    it) and ``error``; scores, decisions, ``remove`` and ``triggered`` are
-    null for rows with an error.
-
-    Parameters
-    ----------
-    target : path
-        The final output file.
-    manifest : dict
-        Recorded in the footer, with the concepts added.
-    concepts : MultiConceptDetector
-        The concepts, their thresholds and unwanted sides.
-    row_group_rows : int, default=32768
-        Rows per row group.
-    """
-
-    def __init__(self, target: str | os.PathLike[str], manifest: dict[str, Any],
-                 concepts: Any, *, row_group_rows: int = DEFAULT_BLOCK_ROWS) -> None:
-        described = [{"name": name, "unwanted": concept.unwanted, "offset": concept.offset}
-                     for name, concept in concepts.concepts.items()]
-        super().__init__(target, {**manifest, "concepts": described},
-                         row_group_rows=row_group_rows)
-        self.concepts = concepts
-
-    def schema(self) -> Any:
-        """The columns of the output (see the class documentation)."""
-        import pyarrow as pa
-
-        per_concept = [
-            field
-            for name in self.concepts.names
-            for field in ((f"{name}_score", pa.float64()), (f"{name}_decision", pa.int8()))
-        ]
-        return pa.schema([
-            ("id", pa.string()), ("row", pa.int64()), *per_concept, ("remove", pa.bool_()),
-            ("triggered", pa.list_(pa.string())), ("error", pa.string()),
-        ])
-
-    def __enter__(self) -> ConceptShardWriter:
-        import pyarrow.parquet as pq
-
-        self._writer = pq.ParquetWriter(self.partial, self.schema(), compression="zstd")
-        return self
-
-    def write(self, ids: Any, scores: np.ndarray, offset: float,
-              errors: np.ndarray | None) -> None:
-        """Append rows: their ids, ``(n, n_concepts)`` log-odds, and errors."""
-        import pyarrow as pa
-
-        n = len(scores)
-        failed = np.zeros(n, bool) if errors is None else errors != None  # noqa: E711
-        report = self.concepts.report(np.nan_to_num(scores))
-        columns: list[Any] = [
-            pa.nulls(n, pa.string()) if ids is None else ids,
-            pa.array(np.arange(self.n_rows, self.n_rows + n, dtype=np.int64)),
-        ]
-        for j, concept in enumerate(self.concepts.concepts.values()):
-            decisions = np.where(scores[:, j] > concept.offset, 1, -1).astype(np.int8)
-            columns += [pa.array(scores[:, j], pa.float64(), mask=failed),
-                        pa.array(decisions, pa.int8(), mask=failed)]
-        triggered = [None if bad else names for bad, names in zip(failed, report.triggered,
-                                                                    strict=True)]
-        columns += [
-            pa.array(report.remove, pa.bool_(), mask=failed),
-            pa.array(triggered, pa.list_(pa.string())),
-            pa.nulls(n, pa.string()) if errors is None else pa.array(errors, pa.string()),
-        ]
-        self._pending.append(pa.Table.from_arrays(columns, schema=self.schema()))
-        self.n_rows += n
-        self.n_errors += int(failed.sum())
-        self._pending_rows += n
-        if self._pending_rows >= self.row_group_rows:
-            self._flush()
-
-
-@dataclass(frozen=True)
-class ShardResult:
-    """What scoring one shard produced."""
-
-    name: str
-    n_rows: int
-    n_errors: int
+__all__ = [
+    "ScoringError",
+    "ScoringReport",
+    "ShardResult",
+    "ShardScorer",
+    "score_shard",
+    "score_shards",
+]
 
 
 @dataclass
@@ -332,78 +99,6 @@ class ScoringError(RuntimeError):
         )
 
 
-def _blocks(scorer: ShardScorer, shard: Shard, batch_size: int, num_workers: int,
-            block_rows: int) -> Iterable[Block]:
-    if shard.has_embeddings:
-        return embedding_blocks(shard, dim=scorer.dim, block_rows=block_rows)
-    return image_blocks(
-        shard,
-        scorer.encoder(),
-        dim=scorer.dim,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        device=scorer.device(),
-    )
-
-
-def score_shard(
-    scorer: ShardScorer,
-    shard: Shard,
-    output_dir: str | os.PathLike[str],
-    *,
-    batch_size: int = 256,
-    num_workers: int = 0,
-    block_rows: int = DEFAULT_BLOCK_ROWS,
-    progress: Callable[[int], object] | None = None,
-) -> ShardResult:
-    """Score one shard into ``<output_dir>/<shard.name>.parquet``, atomically.
-
-    Parameters
-    ----------
-    scorer : ShardScorer
-        From :meth:`ShardScorer.from_detector`; for embedding shards a
-        model-free scorer suffices.
-    shard : Shard
-        From :func:`discover_shards`.
-    output_dir : str or path-like
-        An existing folder.
-    batch_size : int, default=256
-        Images per batch (image shards).
-    num_workers : int, default=0
-        DataLoader processes decoding images; 0 decodes in this process.
-    block_rows : int, default=32768
-        Embeddings per block (embedding shards); also rows per row group.
-    progress : callable, optional
-        Called with the number of rows after each block.
-
-    Returns
-    -------
-    ShardResult
-    """
-    identity = None if scorer.detector is None else scorer.detector.encoder_identity_
-    manifest = {
-        "shard": shard.fingerprint(),
-        "detector": scorer.fingerprint,
-        "offset": scorer.offset,
-        "encoder": identity,
-        "source": shard.label or shard.path,
-        "kind": shard.kind,
-    }
-    target = output_path(output_dir, shard.name)
-    blocks = _blocks(scorer, shard, batch_size, num_workers, block_rows)
-    if scorer.concepts is None:
-        writer = ShardWriter(target, manifest, row_group_rows=block_rows)
-    else:
-        writer = ConceptShardWriter(target, manifest, scorer.concepts, row_group_rows=block_rows)
-    with writer:
-        for block in blocks:
-            scores = scorer.head.log_odds(block.embeddings)
-            writer.write(block.ids, scores, scorer.offset, block.errors)
-            if progress is not None:
-                progress(len(block))
-    return ShardResult(shard.name, writer.n_rows, writer.n_errors)
-
-
 def _progress_bar(shards: Sequence[Shard], verbose: int) -> Any:
     from tqdm.auto import tqdm
 
@@ -431,13 +126,15 @@ def _check_positive(**values: int) -> None:
 
 def score_shards(
     detector: Any,
-    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Sequence[Shard],
+    inputs: str | os.PathLike[str] | Any | Iterable[str | os.PathLike[str] | Any]
+    | Sequence[Shard],
     output_dir: str | os.PathLike[str],
     *,
     kind: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     embedding_column: str | None = None,
     id_column: str | None = None,
+    image_column: str | None = None,
     batch_size: int = 256,
     num_workers: int = 0,
     block_rows: int = DEFAULT_BLOCK_ROWS,
@@ -458,18 +155,20 @@ def score_shards(
 
     Parameters
     ----------
-    detector : HFTTDetector, MultiConceptDetector or ShardScorer
+    detector : HFTTDetector, MultiConceptDetector or Scorer
         A fitted detector. Image inputs need its encoder; embedding inputs
         only its head. A :class:`~skhftt.detectors.composite.MultiConceptDetector`
         embeds each input once and writes one score and decision column per
         concept, plus ``remove`` and ``triggered`` (see
-        :class:`ConceptShardWriter`).
-    inputs : path, iterable of paths, or list of Shard
-        Folders, list files, ``.tar``, ``.npy`` and ``.parquet`` shards,
-        image files; or shards from :func:`discover_shards`.
+        :class:`~skhftt.batch.output.ConceptShardWriter`).
+    inputs : path, datasets.Dataset, iterable of them, or list of Shard
+        Folders, list files, ``.tar``, ``.npy`` and ``.parquet`` shards
+        (of embeddings or of encoded images), image files, Hugging Face
+        datasets with an ``Image`` or an embedding column; or shards from
+        :func:`discover_shards`.
     output_dir : str or path-like
         Folder of the outputs; created if needed.
-    kind, shard_size, embedding_column, id_column
+    kind, shard_size, embedding_column, id_column, image_column
         How to read the inputs; see :func:`discover_shards`.
     batch_size : int, default=256
         Images per encoder batch.
@@ -477,7 +176,7 @@ def score_shards(
         DataLoader processes decoding images (per Dask worker, when
         ``client`` is given).
     block_rows : int, default=32768
-        Embeddings per block, and rows per parquet row group.
+        Rows per row group of the outputs.
     device : str, optional
         Device of the encoder instead of the detector's ``device``.
     client : distributed.Client or str, optional
@@ -503,12 +202,16 @@ def score_shards(
     _check_positive(batch_size=batch_size, num_workers=num_workers, block_rows=block_rows)
     if importlib.util.find_spec("pyarrow") is None:
         raise ImportError(f"score_shards writes parquet files with pyarrow: {INSTALL_HINT}")
-    scorer = _scorer(detector, device)
-    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    shards = inputs if inputs and all(isinstance(s, Shard) for s in inputs) else discover_shards(
-        inputs, kind=kind, shard_size=shard_size, embedding_column=embedding_column,
-        id_column=id_column,
-    )
+    scorer = make_scorer(detector, device=device)
+    if isinstance(inputs, (list, tuple)) and inputs and all(
+        isinstance(item, Shard) for item in inputs
+    ):
+        shards = list(inputs)
+    else:
+        shards = discover_shards(
+            inputs, kind=kind, shard_size=shard_size, embedding_column=embedding_column,
+            id_column=id_column, image_column=image_column,
+        )
     folder = Path(output_dir)
     _check_no_overwrite(shards, folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -549,16 +252,6 @@ def score_shards(
     return report
 
 
-def _scorer(detector: Any, device: str | None) -> ShardScorer:
-    from skhftt.detectors.composite import MultiConceptDetector
-
-    if isinstance(detector, ShardScorer):
-        return detector
-    if isinstance(detector, MultiConceptDetector):
-        return ShardScorer.from_concepts(detector, device=device)
-    return ShardScorer.from_detector(detector, device=device)
-
-
 def _check_no_overwrite(shards: Sequence[Shard], folder: Path) -> None:
     inputs = {Path(path) for shard in shards for path in (shard.path, shard.metadata) if path}
     for shard in shards:
@@ -571,7 +264,7 @@ def _check_no_overwrite(shards: Sequence[Shard], folder: Path) -> None:
 
 
 def _score_here(
-    scorer: ShardScorer,
+    scorer: Scorer,
     shards: Sequence[Shard],
     folder: Path,
     options: dict[str, int],

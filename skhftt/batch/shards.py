@@ -15,7 +15,12 @@ tar        a webdataset-style ``.tar`` (members grouped by     file
 npy        a 2-D ``.npy`` array of embeddings (float16/32),    file
            read block by block
 parquet    a ``.parquet`` file with an embedding column        file
-           (list or fixed-size list of floats)
+           (list or fixed-size list of floats), or with a
+           column of encoded images (img2dataset's ``jpg``,
+           a Hugging Face ``Image`` column), read row group by
+           row group (see :mod:`skhftt.batch.formats`)
+dataset    a Hugging Face ``datasets.Dataset`` (not a path)    ``shard_size``
+           with an ``Image`` or an embedding column            rows
 =========  ==================================================  ===============
 
 The kind of an input is read from its extension, or for a folder from what
@@ -32,14 +37,16 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-from skhftt.embedding.inputs import IMAGE_EXTENSIONS
+from skhftt.batch.formats import NpyFile, holds_images, image_column
+from skhftt.embedding.images import IMAGE_EXTENSIONS
 
 KINDS = ("images", "list", "tar", "npy", "parquet")
-EMBEDDING_KINDS = frozenset({"npy", "parquet"})
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
 DEFAULT_SHARD_SIZE = 10_000
 _SUFFIXES = {
@@ -58,25 +65,31 @@ class Shard:
 
     Parameters
     ----------
-    kind : {"images", "list", "tar", "npy", "parquet"}
+    kind : {"images", "list", "tar", "npy", "parquet", "dataset"}
         How the shard is read.
     name : str
         Stem of the output file; unique within a job.
     path : str
         Absolute path of the input file; for ``"images"`` the folder the
-        ``items`` are relative to.
+        ``items`` are relative to; empty for ``"dataset"``.
     label : str
         The input as the user named it; ids of image files start with it.
     items : tuple of str, optional
         ``"images"``: the image files, relative to ``path``.
     span : tuple of (int, int), optional
-        ``"list"``: byte offset of the first line and number of paths.
+        ``"list"``: byte offset of the first line and number of paths;
+        ``"dataset"``: first row and number of rows.
     metadata : str, optional
         ``"npy"``: a parquet file holding the ids of the rows, in order.
     embedding_column, id_column : str, optional
         Column names to use instead of the automatic choice.
     n_items : int, optional
         Number of rows, when known without reading the shard.
+    image_column : str, optional
+        ``"parquet"`` and ``"dataset"``: the column of encoded images, when
+        the shard holds images rather than embeddings.
+    dataset : datasets.Dataset, optional
+        ``"dataset"``: the dataset the rows are read from.
     """
 
     kind: str
@@ -89,18 +102,30 @@ class Shard:
     embedding_column: str | None = None
     id_column: str | None = None
     n_items: int | None = None
+    image_column: str | None = None
+    dataset: Any = field(default=None, compare=False, repr=False)
 
     @property
     def has_embeddings(self) -> bool:
         """True when the shard holds embeddings, i.e. needs no encoder."""
-        return self.kind in EMBEDDING_KINDS
+        return self.kind == "npy" or (
+            self.kind in ("parquet", "dataset") and self.image_column is None
+        )
 
     def fingerprint(self) -> str:
-        """Digest of what the shard reads: its description and its files' sizes and times."""
-        described = asdict(self)
+        """Digest of what the shard reads: its description and its files' sizes and times.
+
+        A dataset is known by its own fingerprint, which ``datasets`` derives
+        from its files and the transforms applied to them.
+        """
+        described: dict[str, Any] = {
+            item.name: getattr(self, item.name) for item in fields(self) if item.name != "dataset"
+        }
         described["files"] = [
             _stat_key(path) for path in (self.path, self.metadata) if path and self.items is None
         ]
+        if self.dataset is not None:
+            described["dataset"] = self.dataset._fingerprint
         text = json.dumps(described, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -202,12 +227,21 @@ def _laion_metadata(npy: Path) -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
+def _content(schema: Any, label: str, options: dict) -> dict[str, str | None]:
+    """The columns a table is read by: its images, or else its embeddings."""
+    images = holds_images(schema, embedding_column=options["embedding_column"],
+                          image_column=options["image_column"])
+    return {
+        "embedding_column": None if images else options["embedding_column"],
+        "image_column": image_column(schema, options["image_column"], label) if images else None,
+        "id_column": options["id_column"],
+    }
+
+
 def _file_shard(kind: str, path: Path, label: str, options: dict) -> Shard:
     absolute = path.resolve()
     shard = Shard(kind=kind, name=path.stem, path=str(absolute), label=label)
     if kind == "npy":
-        from skhftt.batch.embeddings import NpyFile
-
         return replace(
             shard,
             metadata=_laion_metadata(absolute),
@@ -217,13 +251,66 @@ def _file_shard(kind: str, path: Path, label: str, options: dict) -> Shard:
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        return replace(
-            shard,
-            embedding_column=options["embedding_column"],
-            id_column=options["id_column"],
-            n_items=pq.read_metadata(absolute).num_rows,
-        )
+        handle = pq.ParquetFile(absolute)
+        return replace(shard, n_items=handle.metadata.num_rows,
+                       **_content(handle.schema_arrow, label, options))
     return shard
+
+
+def _dataset_types() -> tuple[type, type, type] | None:
+    """``datasets``' Dataset, DatasetDict and IterableDataset, if it has been imported.
+
+    An object can only be a dataset if its module is loaded: checking
+    ``sys.modules`` keeps ``datasets`` an optional dependency.
+    """
+    module = sys.modules.get("datasets")
+    if module is None:
+        return None
+    return module.Dataset, module.DatasetDict, module.IterableDataset
+
+
+def is_dataset(item: object) -> bool:
+    """Whether ``item`` is a Hugging Face ``datasets.Dataset``."""
+    types = _dataset_types()
+    return types is not None and isinstance(item, types[0])
+
+
+def _check_not_other_dataset(item: object) -> None:
+    types = _dataset_types()
+    if types is None:
+        return
+    if isinstance(item, types[1]):
+        raise TypeError(
+            f"a DatasetDict holds several splits ({', '.join(item)}); pass one of them, "
+            "e.g. dataset['train']."
+        )
+    if isinstance(item, types[2]):
+        raise TypeError(
+            "a streaming IterableDataset cannot be split into resumable shards; load it with "
+            "streaming=False, or score the parquet files it streams from."
+        )
+
+
+_UNSAFE = re.compile(r"[^\w.-]+")
+
+
+def _dataset_label(dataset: Any) -> str:
+    """``<name>-<split>`` of a dataset, as far as known, safe as a file name."""
+    parts = [dataset.info.dataset_name, None if dataset.split is None else str(dataset.split)]
+    label = "-".join(_UNSAFE.sub("_", part) for part in parts if part)
+    return label or "dataset"
+
+
+def _dataset_shards(dataset: Any, options: dict) -> list[Shard]:
+    label = _dataset_label(dataset)
+    if len(dataset) == 0:
+        raise ValueError(f"dataset {label!r} has no rows.")
+    content = _content(dataset.features.arrow_schema, label, options)
+    return [
+        Shard(kind="dataset", name=f"{label}-{suffix}", path="", label=label,
+              span=(start, stop - start), n_items=stop - start, dataset=dataset, **content)
+        for start, stop, suffix in _chunks(len(dataset), options["shard_size"])
+    ]
 
 
 def _shard_files(folder: Path, kind: str) -> list[Path]:
@@ -311,33 +398,41 @@ def _check_unique(shards: list[Shard]) -> None:
 
 
 def discover_shards(
-    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    inputs: str | os.PathLike[str] | Any | Iterable[str | os.PathLike[str] | Any],
     *,
     kind: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     embedding_column: str | None = None,
     id_column: str | None = None,
+    image_column: str | None = None,
 ) -> list[Shard]:
     """Split scoring inputs into shards, in a deterministic order.
 
     Parameters
     ----------
-    inputs : path or iterable of paths
-        Folders, list files, ``.tar``, ``.npy`` or ``.parquet`` shards and
-        image files, in any mix. Image files given directly are gathered
-        into shards named ``images-<n>``.
+    inputs : path, datasets.Dataset, or iterable of them
+        Folders, list files, ``.tar``, ``.npy`` or ``.parquet`` shards,
+        image files and Hugging Face datasets, in any mix. Image files given
+        directly are gathered into shards named ``images-<n>``; a dataset
+        into shards named ``<dataset name>-<split>-<n>`` (``dataset-<n>``
+        when it has neither).
     kind : {"images", "list", "tar", "npy", "parquet"}, optional
-        Read every input as this kind instead of detecting it (see the
+        Read every path as this kind instead of detecting it (see the
         module documentation). For a folder, the kind of the files in it.
     shard_size : int, default=10000
-        Images per shard for folders, list files and loose image files.
+        Images per shard for folders, list files and loose image files;
+        rows per shard for datasets.
     embedding_column : str, optional
-        Name of the embedding column of parquet shards. By default the
-        only column that holds lists of floats.
+        Name of the embedding column of parquet shards and datasets. By
+        default the only column that holds lists of floats.
     id_column : str, optional
-        Name of the id column of parquet shards and LAION metadata. By
-        default the first of ``id``, ``key``, ``image_path``, ``url``
-        present, if any.
+        Name of the id column of parquet shards, datasets and LAION
+        metadata. By default the first of ``id``, ``key``, ``image_path``,
+        ``url`` present, if any.
+    image_column : str, optional
+        Name of the column of encoded images of parquet shards and
+        datasets. By default the only such column (see
+        :mod:`skhftt.batch.formats`).
 
     Returns
     -------
@@ -348,22 +443,31 @@ def discover_shards(
     FileNotFoundError
         An input that does not exist.
     ValueError
-        An unknown kind, an input of unrecognisable kind, a folder without
-        anything to score, or two inputs that would write the same output.
+        An unknown kind, an input of unrecognisable kind, a folder or table
+        without anything to score, or two inputs that would write the same
+        output.
+    TypeError
+        A ``DatasetDict`` or a streaming ``IterableDataset``.
     """
     _check_kind(kind)
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"shard_size must be a positive int; got {shard_size!r}.")
-    if isinstance(inputs, (str, os.PathLike)):
+    _check_not_other_dataset(inputs)
+    if isinstance(inputs, (str, os.PathLike)) or is_dataset(inputs):
         inputs = [inputs]
     options = {
         "shard_size": shard_size,
         "embedding_column": embedding_column,
         "id_column": id_column,
+        "image_column": image_column,
     }
     shards: list[Shard] = []
     loose: list[str] = []
     for item in inputs:
+        _check_not_other_dataset(item)
+        if is_dataset(item):
+            shards.extend(_dataset_shards(item, options))
+            continue
         label = os.fspath(item)
         path = Path(label).expanduser()
         if path.is_dir():

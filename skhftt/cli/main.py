@@ -1,4 +1,4 @@
-"""The ``skhftt`` command line.
+"""The ``skhftt`` command line: the parser, and the dispatch to one module per command.
 
 Commands (run ``skhftt <command> --help`` for the options and examples of
 each):
@@ -8,9 +8,7 @@ each):
 * ``skhftt score DETECTOR INPUT... -o OUTPUT_DIR`` scores images or
   embeddings into one parquet file per input shard (see
   :func:`skhftt.batch.score_shards`); ``skhftt score -d DETECTOR -d
-  DETECTOR INPUT... -o OUTPUT_DIR`` scores with several detectors at once
-  (a :class:`~skhftt.detectors.composite.MultiConceptDetector`, each input embedded
-  once);
+  DETECTOR INPUT... -o OUTPUT_DIR`` scores with several detectors at once;
 * ``skhftt filter SCORES_DIR -o OUT`` turns scores into keep/remove lists;
 * ``skhftt evaluate DETECTOR --in INPUT... --out INPUT...`` reports FPR95,
   AUROC and AUPR and draws the ROC curve;
@@ -18,271 +16,55 @@ each):
   column and which column dominated each input;
 * ``skhftt info DETECTOR`` summarises a detector file.
 
-Exit status: 0 on success, 1 when some shards could not be scored (the
-others are written; rerunning the same command retries the missing ones),
-2 for a usage error (bad option, missing file, unreadable detector),
-printed as one line, 130 when interrupted.
+Exit status: 0 on success; 1 when part of the work failed and rerunning the
+same command retries it (shards that could not be scored; the others are
+written); 2 for a usage or permanent error (bad option, missing file,
+unreadable detector, unavailable model), printed as one line
+``skhftt <command>: error: ...``; 130 when interrupted.
+
+Only the invoked command's options are built, and each command imports what
+it needs when it runs, so ``skhftt --help`` answers without loading the
+scientific stack.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
-from skhftt.batch.shards import DEFAULT_SHARD_SIZE, KINDS
+from skhftt.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG
 
-PROG = "skhftt"
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+COMMANDS = ("fit", "score", "filter", "evaluate", "explain", "info")
 
 
-def load_detector_file(path: str, *, encoder: str | None = None) -> Any:
-    """Load a fitted detector from a ``.safetensors`` file or a joblib/pickle file.
+def build_parser(full: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser of the ``skhftt`` command and its subcommands.
 
     Parameters
     ----------
-    path : str
-        A file written by :func:`skhftt.detectors.persistence.save_detector`
-        (``.safetensors``) or by ``joblib.dump`` (any other name; loading a
-        pickle runs code, so load only files you trust).
-    encoder : str, optional
-        Encoder spec replacing the saved one (e.g. a local copy of the
-        model).
-
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        The file holds no fitted detector.
+    full : sequence of str, default=all commands
+        The subcommands whose options are built; the others get their name
+        and summary, enough for ``skhftt --help``.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"detector file {path!r} not found.")
-    if path.endswith(".safetensors"):
-        from skhftt.detectors.persistence import load_detector
-
-        return load_detector(path, encoder=encoder)
-    import joblib
-
-    try:
-        detector = joblib.load(path)
-    except Exception as exc:  # pickle raises many types for a file that is not one
-        raise ValueError(
-            f"{path!r} is neither a .safetensors detector nor a joblib file of one "
-            f"({type(exc).__name__}: {exc})."
-        ) from exc
-    if not hasattr(detector, "head_"):
-        raise ValueError(
-            f"{path!r} holds a {type(detector).__name__}, not a fitted skhftt detector."
-        )
-    if encoder is not None:
-        detector.set_params(encoder=encoder)
-    return detector
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _default_workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
-
-
-def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """Options on how inputs are read and embedded, shared by the commands that score."""
-    parser.add_argument("--kind", choices=KINDS,
-                        help="read every input as this kind instead of detecting it")
-    parser.add_argument("--batch-size", type=_positive, default=256,
-                        help="images per encoder batch (default: 256)")
-    parser.add_argument("--num-workers", type=_non_negative, default=None,
-                        help="image decoding processes (default: up to 8, one less than the "
-                             "CPUs; 0 with --scheduler)")
-    parser.add_argument("--device", help="device of the encoder, e.g. cpu, cuda, cuda:1 "
-                                         "(default: the detector's)")
-    parser.add_argument("--encoder", help="encoder spec or model folder replacing the saved one")
-    parser.add_argument("--shard-size", type=_positive, default=DEFAULT_SHARD_SIZE,
-                        help=f"images per output file for folders and list files "
-                             f"(default: {DEFAULT_SHARD_SIZE})")
-    parser.add_argument("--embedding-column", help="embedding column of parquet shards")
-    parser.add_argument("--id-column", help="id column of parquet shards and LAION metadata")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="show a progress bar")
-
-
-def score_inputs(detector: Any, inputs: Sequence[str], output_dir: str,
-                 args: argparse.Namespace) -> Any:
-    """Score ``inputs`` into ``output_dir`` with the options of :func:`add_input_options`.
-
-    Returns
-    -------
-    ScoringReport
-    """
-    from skhftt.batch import score_shards
-
-    scheduler = getattr(args, "scheduler", None)
-    num_workers = args.num_workers
-    if num_workers is None:
-        num_workers = 0 if scheduler else _default_workers()
-    return score_shards(
-        detector,
-        inputs,
-        output_dir,
-        kind=args.kind,
-        shard_size=args.shard_size,
-        embedding_column=args.embedding_column,
-        id_column=args.id_column,
-        batch_size=args.batch_size,
-        num_workers=num_workers,
-        device=args.device,
-        client=scheduler,
-        verbose=args.verbose,
-    )
-
-
-SCORE_EXAMPLES = """\
-examples:
-  skhftt score detector.safetensors images/ more.txt -o scores/
-  skhftt score detector.safetensors laion/ -o scores/ --scheduler tcp://10.0.0.1:8786
-  skhftt score -d ood.safetensors -d hateful.safetensors --unwanted hateful=match \\
-      images/ -o scores/
-
-With one detector, the first path is the detector and the others are inputs.
-With -d (repeatable), every path is an input and the detectors form one
-composite scored in a single pass (each input embedded once): the outputs then
-have columns <name>_score and <name>_decision per detector (named after its
-file), remove (some detector flags the row) and triggered (which ones).
-"""
-
-
-def _add_score(commands: Any) -> None:
-    parser = commands.add_parser(
-        "score",
-        help="score images or embeddings into parquet files",
-        description=(
-            "Score images or precomputed embeddings with a fitted detector. Each input "
-            "shard becomes OUTPUT_DIR/<shard>.parquet with columns id, row, score "
-            "(log-odds), decision (+1 matches the task, -1 does not) and error; "
-            "unreadable images become rows with an error. Shards already scored are "
-            "skipped, so rerunning an interrupted command finishes it."
-        ),
-        epilog=SCORE_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("paths", metavar="[DETECTOR] INPUT", nargs="+",
-                        help="without -d: a fitted detector (.safetensors or joblib file) then "
-                             "the inputs; with -d: the inputs only. Inputs are image folders, "
-                             "list files, .tar, .npy or .parquet shards, LAION/clip-retrieval "
-                             "embedding folders, or image files")
-    parser.add_argument("-d", "--detector", dest="detectors", action="append", default=[],
-                        metavar="DETECTOR",
-                        help="a detector of a composite (repeat for several); its file name "
-                             "without extension names its columns")
-    parser.add_argument("--unwanted", action="append", default=[], metavar="NAME=SIDE",
-                        help="with -d: which side of detector NAME is unwanted, match or "
-                             "mismatch (default: mismatch, i.e. inputs outside its task)")
-    parser.add_argument("-o", "--output-dir", required=True, metavar="OUTPUT_DIR",
-                        help="folder of the parquet outputs (created if needed)")
-    add_input_options(parser)
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="Dask scheduler address: score one shard per task on the cluster")
-    parser.set_defaults(handler=_run_score)
-
-
-def _sides(pairs: Sequence[str], names: Sequence[str]) -> dict[str, str]:
-    sides = dict.fromkeys(names, "mismatch")
-    for pair in pairs:
-        name, _, side = pair.partition("=")
-        if name not in sides:
-            raise ValueError(f"--unwanted {pair!r} names no detector; the detectors are "
-                             f"{', '.join(names)}.")
-        if side not in ("match", "mismatch"):
-            raise ValueError(f"--unwanted {pair!r}: the side must be match or mismatch.")
-        sides[name] = side
-    return sides
-
-
-def load_concepts(paths: Sequence[str], unwanted: Sequence[str], *,
-                  encoder: str | None = None) -> Any:
-    """A :class:`~skhftt.detectors.MultiConceptDetector` of detector files named by their stems.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Detector files (see :func:`load_detector_file`).
-    unwanted : sequence of str
-        ``NAME=match`` or ``NAME=mismatch`` items; unnamed detectors get
-        ``mismatch``.
-    encoder : str, optional
-        Encoder spec replacing the saved ones.
-
-    Raises
-    ------
-    ValueError
-        Two files with the same stem, a bad ``unwanted`` item, or detectors
-        from different embedding spaces.
-    """
-    from skhftt.detectors.composite import Concept, MultiConceptDetector
-
-    names = [Path(path).name.split(".")[0] for path in paths]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise ValueError(f"two detectors are named {name!r} ({paths[names.index(name)]!r} "
-                             f"and {paths[index]!r}); rename one file.")
-    sides = _sides(unwanted, names)
-    return MultiConceptDetector({
-        name: Concept(load_detector_file(path, encoder=encoder), sides[name])
-        for name, path in zip(names, paths, strict=True)
-    })
-
-
-def _run_score(args: argparse.Namespace) -> int:
-    if args.detectors:
-        detector = load_concepts(args.detectors, args.unwanted, encoder=args.encoder)
-        inputs = args.paths
-    else:
-        if args.unwanted:
-            raise ValueError("--unwanted needs the detectors given with -d.")
-        if len(args.paths) < 2:
-            raise ValueError(f"no INPUT after the detector {args.paths[0]!r}; give a detector "
-                             "and at least one input, or detectors with -d.")
-        detector = load_detector_file(args.paths[0], encoder=args.encoder)
-        inputs = args.paths[1:]
-    print(score_inputs(detector, inputs, args.output_dir, args).summary())
-    return 0
-
-
-def _commands() -> tuple[Callable[[Any], None], ...]:
-    from skhftt.cli import commands as _cli_commands
-
-    return (_cli_commands.add_fit, _add_score, _cli_commands.add_filter,
-            _cli_commands.add_evaluate, _cli_commands.add_explain, _cli_commands.add_info)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of the ``skhftt`` command and its subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Remove unwanted images with a detector trained on text alone.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in _commands():
-        add(commands)
+    for name in COMMANDS:
+        module = importlib.import_module(f"skhftt.cli.{name}")
+        if name in full:
+            module.add_parser(commands)
+        else:
+            commands.add_parser(name, help=module.SUMMARY)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> list[str]:
+    """The subcommand named in ``argv`` (its first argument that is not an option), if any."""
+    return [arg for arg in argv if not arg.startswith("-")][:1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -296,25 +78,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 when some shards failed, 2 for a usage error, 130
-        when interrupted.
+        0 on success, 1 when part of the work failed (rerun to retry it), 2
+        for a usage or permanent error, 130 when interrupted.
     """
-    from skhftt.batch import ScoringError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command_in(argv)).parse_args(argv)
     try:
         return args.handler(args)
-    except ScoringError as exc:
-        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except (OSError, ValueError, TypeError, ImportError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted; run the same command again to resume.",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # the command line reports every failure as one line
+        status = _status_of(exc)
+        if status is None:
+            raise
+        label = "" if status == EXIT_FAILED else "error: "
+        print(f"{PROG} {args.command}: {label}{exc}", file=sys.stderr)
+        return status
+
+
+def _status_of(exc: Exception) -> int | None:
+    """The exit status of a failed command, or None for a bug (shown with its traceback)."""
+    # Only a command that imported the batch runner can have raised its ScoringError.
+    run = sys.modules.get("skhftt.batch.run")
+    if run is not None and isinstance(exc, run.ScoringError):
+        return EXIT_FAILED
+    if isinstance(exc, (OSError, ValueError, TypeError, ImportError)):
+        return EXIT_USAGE
+    return None
 
 
 if __name__ == "__main__":

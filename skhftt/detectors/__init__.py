@@ -2,9 +2,13 @@
 
 * :class:`HFTTDetector` -- HFTT, columns trained from text (the paper's method).
 * Zero-shot, text only: :class:`MCMDetector`, :class:`MaxLogitDetector`,
-  :class:`EnergyDetector`, :class:`NegLabelDetector`.
+  :class:`EnergyDetector`, :class:`NegLabelDetector`, :class:`CSPDetector`.
 * Fitted on in-distribution images: :class:`MSPDetector`,
   :class:`MahalanobisDetector`, :class:`KNNDetector`.
+* :class:`HFTTEnsembleDetector` -- HFTT blended with MCM, both calibrated on
+  the world texts.
+* :class:`NegLabelHFTTDetector` -- HFTT with mined negative labels beside its
+  trained columns, in one softmax head.
 * :class:`MultiConceptDetector` -- several detectors in one encoder pass.
 * :func:`save_detector` / :func:`load_detector` -- pickle-free persistence.
 """
@@ -12,7 +16,9 @@
 from __future__ import annotations
 
 from skhftt.detectors.composite import Concept, ConceptReport, MultiConceptDetector
+from skhftt.detectors.ensemble import HFTTEnsembleDetector
 from skhftt.detectors.hftt import HFTTDetector
+from skhftt.detectors.hybrid import NegLabelHFTTDetector
 from skhftt.detectors.image_fitted import (
     KNNDetector,
     MahalanobisDetector,
@@ -21,6 +27,7 @@ from skhftt.detectors.image_fitted import (
 )
 from skhftt.detectors.persistence import load_detector, save_detector
 from skhftt.detectors.zero_shot import (
+    CSPDetector,
     EnergyDetector,
     MaxLogitDetector,
     MCMDetector,
@@ -28,10 +35,12 @@ from skhftt.detectors.zero_shot import (
 )
 
 __all__ = [
+    "CSPDetector",
     "Concept",
     "ConceptReport",
     "EnergyDetector",
     "HFTTDetector",
+    "HFTTEnsembleDetector",
     "KNNDetector",
     "MCMDetector",
     "MSPDetector",
@@ -39,6 +48,7 @@ __all__ = [
     "MaxLogitDetector",
     "MultiConceptDetector",
     "NegLabelDetector",
+    "NegLabelHFTTDetector",
     "kth_neighbour_similarity",
     "load_detector",
     "save_detector",

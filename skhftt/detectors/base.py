@@ -1,29 +1,42 @@
-"""What every text-fitted detector shares: inputs, task, encoder, score chain.
+"""What every detector shares: inputs, task, embedding, score chain, fitted state.
 
 :class:`BaseTextDetector` turns the accepted forms of ``fit(X, y)`` into
-embeddings and task columns, resolves the encoder, and implements the
-scikit-learn novelty-detector chain on top of a subclass's
-``score_samples``. HFTT and the zero-shot baselines differ only in the head
-they fit on those embeddings.
+embeddings and task columns (through an
+:class:`~skhftt.embedding.embedder.Embedder`), implements the scikit-learn
+novelty-detector chain on top of a subclass's ``score_samples``, moves the
+operating point without refitting (:meth:`~BaseTextDetector.set_threshold`)
+and saves every detector without pickle (:mod:`skhftt.detectors.persistence`).
+
+A subclass declares:
+
+* ``_fitted_attributes``: the names of its fitted attributes, which
+  :meth:`~BaseTextDetector._set_fitted` assigns all at once, at the very end
+  of a fit that succeeded (so a failed fit leaves the detector as it was) and
+  when a saved detector is loaded;
+* ``_threshold_kind``: ``"log_odds"`` when ``score_samples`` is the log-odds
+  of a probability and ``threshold`` is that probability (then
+  ``predict_proba`` exists), ``"score"`` when ``threshold`` is a cut-off on
+  ``score_samples`` itself.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from scipy.special import expit
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from skhftt._sklearn_compat import HasMethods, Interval
-from skhftt.embedding.encoders.base import Encoder
+from skhftt._sklearn_compat import HasMethods, Interval, validate_parameters
+from skhftt.detectors.persistence import load_detector, register_detector, save_detector
+from skhftt.embedding.embedder import Embedder, EmbeddingSpace
 from skhftt.embedding.encoders.registry import PRECOMPUTED
-from skhftt.embedding.inputs import Texts, to_embeddings
 from skhftt.space.task import TaskItems, parse_task, task_columns
 from skhftt.space.validation import check_embeddings, check_texts, is_string_sequence
 
@@ -54,6 +67,25 @@ def _fit_predict_unavailable(detector: BaseTextDetector) -> bool:
     )
 
 
+def _has_probabilities(detector: BaseTextDetector) -> bool:
+    if detector._threshold_kind != "log_odds":
+        raise AttributeError(
+            f"{type(detector).__name__} has no predict_proba: its scores are not the "
+            "log-odds of a probability. Threshold score_samples instead (threshold=, "
+            "set_threshold, RemovalRule(method='score'))."
+        )
+    return True
+
+
+def space_state(space: EmbeddingSpace) -> dict[str, Any]:
+    """The fitted attributes that record the embedding space."""
+    return {
+        "embedding_dim_": space.dim,
+        "encoder_identity_": space.identity,
+        "encoder_spec_": space.spec,
+    }
+
+
 @dataclass
 class FitData:
     """Embedded training data handed to a subclass's fit.
@@ -68,38 +100,143 @@ class FitData:
         Names and prompt-to-column ownership.
     world_embeddings : ndarray of shape (n, d) or None
         The world corpus, unit rows; None when the detector needs none.
-    encoder : Encoder or None
-        The resolved encoder; None in precomputed mode.
+    space : EmbeddingSpace
+        The space the embeddings live in.
+    embedder : Embedder
+        What embedded them.
     """
 
     task_embeddings: np.ndarray
     task_columns: np.ndarray
     task: TaskItems
     world_embeddings: np.ndarray | None
-    encoder: Encoder | None
+    space: EmbeddingSpace
+    embedder: Embedder
 
 
 class BaseTextDetector(OutlierMixin, BaseEstimator):
-    """Shared machinery of detectors fitted on texts and applied to images.
+    """Shared machinery of the detectors that score images against a task.
 
-    Subclasses define ``fit`` (calling :meth:`_fit_data`) and
-    ``score_samples`` (higher = more like the task), and set ``offset_``.
+    Subclasses define ``fit`` (ending with one call to :meth:`_set_fitted`),
+    ``score_samples`` (higher = more like the task), ``_fitted_attributes``
+    and ``_threshold_kind``. Every public subclass is registered for
+    :func:`~skhftt.detectors.persistence.load_detector` under its class name.
     """
 
     _parameter_constraints: ClassVar[dict] = {
         "encoder": [str, os.PathLike, HasMethods(["encode_text", "encode_image"])],
         "templates": [None, list, tuple],
         "encode_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "cache_dir": [None, str, os.PathLike],
+        "cache_dir": [None, bool, str, os.PathLike],
         "device": [str],
         "verbose": ["verbose"],
     }
+    _threshold_kind: ClassVar[Literal["log_odds", "score"]] = "score"
+    _fitted_attributes: ClassVar[tuple[str, ...]] = (
+        "embedding_dim_", "encoder_identity_", "encoder_spec_", "offset_",
+    )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            register_detector(cls)
+
+    # ------------------------------------------------------- fitted state
+
+    def _set_fitted(self, attributes: Mapping[str, Any]) -> None:
+        """Assign every fitted attribute at once; the last step of a successful fit.
+
+        ``n_features_in_`` is set as well, to the width, when the detector
+        was fitted on precomputed embeddings (``encoder_identity_`` is None),
+        and removed otherwise.
+
+        Raises
+        ------
+        ValueError
+            ``attributes`` lacks one of ``_fitted_attributes`` or has others.
+        """
+        expected = set(self._fitted_attributes)
+        if set(attributes) != expected:
+            missing = sorted(expected - set(attributes))
+            extra = sorted(set(attributes) - expected)
+            raise ValueError(
+                f"the fitted state of a {type(self).__name__} needs {sorted(expected)}; "
+                f"missing {missing}, unexpected {extra}."
+            )
+        for name in self._fitted_attributes:
+            value = attributes[name]
+            # C order, as a loaded array has: scores then match to the last bit.
+            setattr(self, name, np.ascontiguousarray(value) if isinstance(value, np.ndarray)
+                    else value)
+        if attributes["encoder_identity_"] is None:
+            self.n_features_in_ = int(attributes["embedding_dim_"])
+        else:
+            self.__dict__.pop("n_features_in_", None)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted attributes as names -> numpy arrays or JSON values (for saving)."""
+        return {name: getattr(self, name) for name in self._fitted_attributes}
+
+    def _set_fitted_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`_fitted_state` returned."""
+        self._set_fitted(state)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the fitted detector without pickle (safetensors + JSON).
+
+        See :func:`skhftt.detectors.persistence.save_detector`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file, conventionally ending in ``.safetensors``.
+        """
+        save_detector(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, encoder: object = None) -> BaseTextDetector:
+        """Load a detector of this class written by :meth:`save`.
+
+        See :func:`skhftt.detectors.persistence.load_detector`, which loads
+        any kind.
+
+        Parameters
+        ----------
+        path : str or path-like
+        encoder : str or Encoder, optional
+            Overrides the saved encoder.
+
+        Raises
+        ------
+        ValueError
+            The file holds another kind of detector, or see ``load_detector``.
+        """
+        detector = load_detector(path, encoder=encoder)
+        if not isinstance(detector, cls):
+            raise ValueError(
+                f"{os.fspath(path)!r} holds a {type(detector).__name__}, not a "
+                f"{cls.__name__}: load it with skhftt.detectors.load_detector or "
+                f"{type(detector).__name__}.load."
+            )
+        return detector
 
     # ---------------------------------------------------------------- fit
 
+    def _embedder(self, *, scoring: bool) -> Embedder:
+        """The embedder the parameters describe; when scoring, it knows the fitted spec."""
+        return Embedder(
+            self.encoder,
+            device=self.device,
+            batch_size=self.encode_batch_size,
+            cache_dir=self.cache_dir,
+            # verbose=0 still reports encodes long enough to look like a hang.
+            show_progress=True if self.verbose >= 1 else None,
+            fitted_spec=self._space().spec if scoring else None,
+        )
+
     def _fit_data(self, X: object, y: object, *, need_world: bool) -> FitData:
-        """Parse and embed ``fit``'s arguments; set the shared fitted attributes."""
-        encoder = self._resolve_encoder()
+        """Parse and embed ``fit``'s arguments; sets no attribute."""
+        embedder = self._embedder(scoring=False)
         labels = _pu_labels(y)
         if labels is not None:
             world, task = self._split_pu(X, labels)
@@ -112,30 +249,21 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         else:
             world, task = X, parse_task(y, templates=self.templates)
 
-        task_embeddings = self._embed_task(task, encoder)
+        if task.are_texts:
+            task_embeddings = embedder.embed_texts(task.prompts, name="in_texts")
+        else:
+            task_embeddings = check_embeddings(np.concatenate(task.prompts), name="in_texts")
         dim = task_embeddings.shape[1]
-        world_embeddings = self._embed_world(world, encoder, dim=dim) if need_world else None
-        self.task_names_ = list(task.names)
-        self._set_space(encoder, dim)
+        world_embeddings = self._embed_world(world, embedder, dim=dim) if need_world else None
+        embedder.warn_if_text_only(type(self).__name__, stacklevel=4)
         return FitData(
             task_embeddings=task_embeddings,
             task_columns=task_columns(task_embeddings, task.owners, len(task.names)),
             task=task,
             world_embeddings=world_embeddings,
-            encoder=encoder,
+            space=embedder.space(dim),
+            embedder=embedder,
         )
-
-    def _set_space(self, encoder: Encoder | None, dim: int) -> None:
-        """Record the embedding space fitted in: width, encoder identity."""
-        self.embedding_dim_ = int(dim)
-        self.encoder_identity_ = None if encoder is None else str(encoder.identity)
-        if encoder is None:
-            self.n_features_in_ = self.embedding_dim_
-
-    def _resolve_encoder(self) -> Encoder | None:
-        from skhftt.embedding.encoders import resolve_encoder
-
-        return resolve_encoder(self.encoder, device=self.device)
 
     def _split_pu(self, X: object, labels: np.ndarray) -> tuple[object, TaskItems]:
         if X is None:
@@ -157,26 +285,10 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         world = [text for text, label in zip(items, labels, strict=True) if not label]
         return world, parse_task(task, templates=self.templates)
 
-    def _encode_fit_texts(self, texts: list[str], encoder: Encoder | None, name: str):
-        # Texts() keeps fit's texts texts, whatever the path rule of inputs says.
-        return to_embeddings(
-            Texts(texts),
-            encoder=encoder,
-            dim=None,
-            batch_size=self.encode_batch_size,
-            show_progress=self.verbose >= 1,
-            cache_dir=self.cache_dir,
-            name=name,
-        )
-
-    def _embed_task(self, task: TaskItems, encoder: Encoder | None) -> np.ndarray:
-        if task.are_texts:
-            return self._encode_fit_texts(task.prompts, encoder, "in_texts")
-        return check_embeddings(np.concatenate(task.prompts), name="in_texts")
-
-    def _embed_world(self, world: object, encoder: Encoder | None, *, dim: int) -> np.ndarray:
+    @staticmethod
+    def _embed_world(world: object, embedder: Embedder, *, dim: int) -> np.ndarray:
         if world is None:
-            if encoder is None:
+            if embedder.load() is None:
                 raise ValueError(
                     "encoder='precomputed' has no bundled world corpus: pass the "
                     "world corpus embeddings as X."
@@ -186,7 +298,7 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             world = load_world_corpus()
         if is_string_sequence(world) or (isinstance(world, Sequence) and not world):
             texts = check_texts(world, name="the world corpus X")
-            embeddings = self._encode_fit_texts(texts, encoder, "the world corpus X")
+            embeddings = embedder.embed_texts(texts, name="the world corpus X")
         else:
             embeddings = check_embeddings(world, name="the world corpus X")
         if embeddings.shape[1] != dim:
@@ -196,25 +308,74 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             )
         return embeddings
 
+    # ---------------------------------------------------------- threshold
+
+    def _offset_of(self, threshold: float) -> float:
+        """``offset_`` for a value of ``threshold``, by the detector's threshold kind."""
+        if self._threshold_kind == "log_odds":
+            return float(np.log(threshold) - np.log1p(-threshold))
+        return float(threshold)
+
+    def set_threshold(self, threshold: float) -> BaseTextDetector:
+        """Move the operating point of a fitted detector, without refitting.
+
+        Sets the ``threshold`` parameter and ``offset_`` from it, exactly as
+        fitting with that threshold would: for HFTT and NegLabel
+        ``threshold`` is a probability and ``offset_ = log(threshold / (1 -
+        threshold))``; for the other detectors it is a cut-off on
+        ``score_samples`` and ``offset_ = threshold``. ``clone``, refitting
+        and :meth:`save` keep it.
+
+        Parameters
+        ----------
+        threshold : float
+            The new threshold, in the detector's ``threshold`` units.
+
+        Returns
+        -------
+        self
+            The detector, with ``predict``, ``decision_function`` and removal
+            rules that use its threshold moved.
+
+        Raises
+        ------
+        NotFittedError
+            The detector is not fitted.
+        ValueError
+            ``threshold`` is outside what the parameter accepts.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skhftt.detectors import KNNDetector
+        >>> det = KNNDetector(encoder="precomputed", n_neighbors=1).fit(np.eye(3))
+        >>> det.set_threshold(-0.3).predict(np.array([[0.6, 0.8, 0.0], [1.0, 1.0, 1.0]]))
+        array([ 1, -1])
+        """
+        check_is_fitted(self)
+        # A default instance with the new threshold: validates it alone, cheaply.
+        validate_parameters(type(self)(threshold=threshold))
+        offset = self._offset_of(threshold)
+        self.threshold = threshold
+        self.offset_ = offset
+        return self
+
     # ------------------------------------------------------------ scoring
 
-    def _scoring_encoder(self) -> Encoder | None:
-        encoder = self._resolve_encoder()
-        if encoder is None:
-            return None
-        identity = str(encoder.identity)
-        if self.encoder_identity_ is not None and identity != self.encoder_identity_:
-            raise ValueError(
-                f"this detector was fitted in the space of {self.encoder_identity_!r} "
-                f"but its encoder is now {identity!r}; embeddings of different models "
-                "are not comparable."
-            )
-        if int(encoder.dim) != self.embedding_dim_:
-            raise ValueError(
-                f"encoder {identity!r} embeds into width {encoder.dim}, but the "
-                f"detector works in width {self.embedding_dim_}."
-            )
-        return encoder
+    def _space(self) -> EmbeddingSpace:
+        # Detectors pickled by skhftt 0.1 have no encoder_spec_.
+        return EmbeddingSpace(
+            self.encoder_identity_, self.embedding_dim_, getattr(self, "encoder_spec_", None)
+        )
+
+    def _scoring_encoder(self) -> Any:
+        """The encoder to embed inputs with, checked against the fitted space.
+
+        For callers that embed in their own loop (batch scoring,
+        explanations); None when precomputed.
+        """
+        check_is_fitted(self)
+        return self._embedder(scoring=True).checked(self._space())
 
     def embed(self, X: object) -> np.ndarray:
         """Embed inputs into the detector's space.
@@ -230,19 +391,18 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, embedding_dim_)
             Unit float32 rows.
+
+        Raises
+        ------
+        ValueError
+            The encoder is not the one the detector was fitted with, or has
+            no image tower and ``X`` holds images.
         """
         check_is_fitted(self)
-        return to_embeddings(
-            X,
-            encoder=self._scoring_encoder(),
-            dim=self.embedding_dim_,
-            batch_size=self.encode_batch_size,
-            show_progress=self.verbose >= 1,
-            cache_dir=self.cache_dir,
-        )
+        return self._embedder(scoring=True).embed(X, space=self._space())
 
     def decision_function(self, X: object) -> np.ndarray:
-        """``score_samples(X) - offset_``: positive for the task (+1).
+        """``score_samples(X) - offset_``: 0 or more for the task (+1).
 
         Parameters
         ----------
@@ -258,6 +418,9 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
     def predict(self, X: object) -> np.ndarray:
         """+1 for inputs that match the task, -1 for the others.
 
+        An input is +1 when ``decision_function(X) >= 0``: one exactly at the
+        threshold matches the task, as in scikit-learn's outlier detectors.
+
         Parameters
         ----------
         X : images, texts or embeddings
@@ -267,7 +430,29 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,), int
         """
-        return np.where(self.decision_function(X) > 0, 1, -1)
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    @available_if(_has_probabilities)
+    def predict_proba(self, X: object) -> np.ndarray:
+        """``[1 - p, p]`` per input, ``p`` the probability ``threshold`` applies to.
+
+        Only for detectors whose ``score_samples`` is the log-odds
+        ``log p - log (1 - p)`` (HFTT: ``p = P_in``; NegLabel: ``p = S``);
+        ``predict`` is +1 exactly where ``p >= threshold``.
+
+        Parameters
+        ----------
+        X : images, texts or embeddings
+            See :meth:`embed`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, 2)
+            Column 0 is ``1 - p`` (outside the task), column 1 ``p``; rows sum
+            to one.
+        """
+        log_odds = self.score_samples(X)
+        return np.column_stack([expit(-log_odds), expit(log_odds)])
 
     @available_if(_fit_predict_unavailable)
     def fit_predict(self, X: object, y: object = None) -> np.ndarray:

@@ -19,7 +19,8 @@ from typing import Literal
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from skhftt.detectors.hftt import HFTTDetector
+from skhftt.detectors.base import BaseTextDetector
+from skhftt.detectors.persistence import load_detector, save_detector
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.space.head import logsumexp_rows
 
@@ -35,13 +36,14 @@ class Concept:
     Parameters
     ----------
     detector : HFTTDetector
-        A fitted detector.
+        A fitted detector with an HFTT head (``head_``).
     unwanted : {"match", "mismatch"}
         ``"match"``: inputs that match the task texts are unwanted (hateful
         content described by the task). ``"mismatch"``: inputs outside the
         task are unwanted (out-of-distribution removal).
     threshold : float, optional
-        Probability ``P_in`` at which an input counts as matching; defaults to
+        Probability ``P_in`` from which an input counts as matching
+        (``P_in >= threshold``, as the detector's ``predict``); defaults to
         the detector's own (its ``offset_``).
     log_odds_threshold : float, optional
         The same threshold as log-odds, for thresholds beyond what a float
@@ -50,7 +52,7 @@ class Concept:
         ``log_odds_threshold`` at most.
     """
 
-    detector: HFTTDetector
+    detector: BaseTextDetector
     unwanted: Literal["match", "mismatch"] = "mismatch"
     threshold: float | None = None
     log_odds_threshold: float | None = None
@@ -80,7 +82,8 @@ class ConceptReport:
     scores : ndarray of shape (n, n_concepts)
         Each concept's log-odds ``log P_in - log P_out``.
     unwanted : ndarray of shape (n, n_concepts), bool
-        Whether each concept flags each input.
+        Whether each concept flags each input: an input matches a concept
+        when its log-odds are at least the concept's offset.
     remove : ndarray of shape (n,), bool
         Whether any concept flags the input.
     triggered : list of list of str
@@ -103,7 +106,7 @@ class MultiConceptDetector:
 
     Parameters
     ----------
-    concepts : mapping of str to Concept or HFTTDetector
+    concepts : mapping of str to Concept or fitted HFTTDetector
         Concept name -> :class:`Concept` (a bare detector means
         ``Concept(detector)``: inputs outside its task are unwanted).
 
@@ -113,6 +116,8 @@ class MultiConceptDetector:
         If the detectors were fitted in different embedding spaces (different
         encoder identities or widths): their scores would not describe the
         same image embedding.
+    TypeError
+        A detector without an HFTT head.
 
     Examples
     --------
@@ -130,7 +135,7 @@ class MultiConceptDetector:
     [[], ['ood', 'weapons']]
     """
 
-    def __init__(self, concepts: Mapping[str, Concept | HFTTDetector]) -> None:
+    def __init__(self, concepts: Mapping[str, Concept | BaseTextDetector]) -> None:
         if not concepts:
             raise ValueError("concepts is empty: expected at least one named detector.")
         self.concepts = {
@@ -144,6 +149,11 @@ class MultiConceptDetector:
                     f"{concept.unwanted!r}."
                 )
             check_is_fitted(concept.detector)
+            if not hasattr(concept.detector, "head_"):
+                raise TypeError(
+                    f"concept {name!r}: a {type(concept.detector).__name__} has no HFTT "
+                    "head (head_); MultiConceptDetector combines HFTTDetectors."
+                )
         self._check_same_space()
         self._columns_t, self._segments = self._stack_heads()
 
@@ -179,7 +189,7 @@ class MultiConceptDetector:
         return list(self.concepts)
 
     @property
-    def detector(self) -> HFTTDetector:
+    def detector(self) -> BaseTextDetector:
         """The detector whose encoder embeds inputs for every concept."""
         return next(iter(self.concepts.values())).detector
 
@@ -203,7 +213,7 @@ class MultiConceptDetector:
         """Decisions for a matrix of log-odds from :meth:`log_odds`."""
         concepts = list(self.concepts.values())
         offsets = np.array([c.offset for c in concepts])
-        matches = scores > offsets
+        matches = scores >= offsets
         unwanted_if_match = np.array([c.unwanted == "match" for c in concepts])
         return ConceptReport(self.names, scores, matches == unwanted_if_match)
 
@@ -223,8 +233,6 @@ class MultiConceptDetector:
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Save without pickle: one ``.safetensors`` per concept and a manifest."""
-        from skhftt.detectors.persistence import save_detector
-
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         manifest = []
@@ -251,8 +259,6 @@ class MultiConceptDetector:
             Overrides every concept's saved encoder (see
             :func:`skhftt.detectors.persistence.load_detector`).
         """
-        from skhftt.detectors.persistence import load_detector
-
         source = Path(directory)
         manifest_path = source / MANIFEST
         if not manifest_path.is_file():

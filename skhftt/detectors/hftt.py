@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from scipy.special import expit
 from sklearn.utils.validation import check_random_state
 
-from skhftt._sklearn_compat import Interval, fit_context
-from skhftt.detectors.base import BaseTextDetector
-from skhftt.embedding.device import resolve_device
+from skhftt._sklearn_compat import Interval, StrOptions, fit_context
+from skhftt.detectors.base import BaseTextDetector, space_state
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.embedding.encoders.registry import DEFAULT_ENCODER
 from skhftt.space.head import HFTTHead
 from skhftt.space.training import train_trainable_columns
 
 __all__ = ["HFTTDetector"]
+
+# What a saved head holds, as "head_.<part>" entries of the fitted state.
+_HEAD_PARTS = ("task_columns", "trainable_columns", "temperature")
 
 
 class HFTTDetector(BaseTextDetector):
@@ -64,22 +65,30 @@ class HFTTDetector(BaseTextDetector):
         text is a class name, expanded into one prompt per template, and the
         class's column is the re-normalised mean of its prompt embeddings.
     threshold : float, default=0.5
-        Probability ``P_in`` above which an input is predicted +1. Sets
-        ``offset_ = log(threshold / (1 - threshold))``.
+        Probability ``P_in`` from which an input is predicted +1 (``P_in >=
+        threshold``). Sets ``offset_ = log(threshold / (1 - threshold))``;
+        :meth:`set_threshold` moves it after fitting.
     max_iter : int, default=1
         Number of epochs over the world corpus.
     batch_size : int, default=256
         World texts per optimisation step.
     learning_rate_init : float, default=1.0
-        SGD learning rate.
+        SGD learning rate of the first epoch.
+    learning_rate : {"constant", "cosine"}, default="cosine"
+        Learning-rate schedule over the ``max_iter`` epochs. ``"cosine"``
+        anneals it from ``learning_rate_init`` towards 0, stepped once per
+        epoch as in the reference code (no effect at one epoch);
+        ``"constant"`` keeps ``learning_rate_init``.
     momentum : float, default=0.9
         SGD momentum.
     encode_batch_size : int, default=256
         Inputs per encoder forward pass.
-    cache_dir : str or path-like, default=None
-        Directory of an on-disk text-embedding cache shared between
-        processes (e.g. ``GridSearchCV(n_jobs=2)``); ``None`` caches in
-        process only.
+    cache_dir : str, path-like, None or False, default=None
+        Text-embedding cache, shared between processes (e.g.
+        ``GridSearchCV(n_jobs=2)``) and runs: ``None`` is the persistent
+        user cache (the directory ``SKHFTT_CACHE_DIR`` names, else
+        ``~/.cache/skhftt``), a path is that directory, ``False`` caches in
+        this process only.
     device : str, default="auto"
         Where training and encoding run: ``"auto"`` (CUDA, then MPS, then
         CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
@@ -94,10 +103,8 @@ class HFTTDetector(BaseTextDetector):
     head_ : HFTTHead
         The fitted head: task columns, trained columns and temperature.
         Numpy arrays only; it scores embeddings without torch.
-    task_columns_ : ndarray of shape (n_task_columns, dim)
-        Fixed task columns W (unit rows).
-    trainable_columns_ : ndarray of shape (n_embeddings, dim)
-        Trained columns V (unit rows).
+        ``task_columns_`` and ``trainable_columns_`` are views of its
+        arrays.
     task_names_ : list of str
         Name of each task column (the text or the class name).
     embedding_dim_ : int
@@ -106,11 +113,16 @@ class HFTTDetector(BaseTextDetector):
         Identity (model and revision) of the encoder the detector was fitted
         with; ``None`` for ``encoder="precomputed"``. Scoring with another
         encoder is refused.
+    encoder_spec_ : str or None
+        The ``encoder`` spec as fitted, with a local model directory made
+        absolute, so that the detector finds its model from any working
+        directory (see :func:`skhftt.embedding.embedder.spec_kind`); None
+        for an encoder object.
     offset_ : float
         Offset used to define the decision function from the raw scores:
         ``decision_function = score_samples - offset_``. It is the log-odds
-        of ``threshold``, so that ``decision_function > 0`` exactly when
-        ``P_in > threshold``.
+        of ``threshold``, so that ``decision_function >= 0`` exactly when
+        ``P_in >= threshold``.
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
@@ -173,9 +185,15 @@ class HFTTDetector(BaseTextDetector):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"constant", "cosine"})],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
     }
+    _threshold_kind: ClassVar[Literal["log_odds", "score"]] = "log_odds"
+    _fitted_attributes: ClassVar[tuple[str, ...]] = (
+        *BaseTextDetector._fitted_attributes,
+        "task_names_", "head_", "n_iter_", "loss_curve_", "history_", "device_",
+    )
 
     def __init__(
         self,
@@ -190,9 +208,10 @@ class HFTTDetector(BaseTextDetector):
         max_iter: int = 1,
         batch_size: int = 256,
         learning_rate_init: float = 1.0,
+        learning_rate: str = "cosine",
         momentum: float = 0.9,
         encode_batch_size: int = 256,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
         device: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -207,6 +226,7 @@ class HFTTDetector(BaseTextDetector):
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
         self.momentum = momentum
         self.encode_batch_size = encode_batch_size
         self.cache_dir = cache_dir
@@ -245,7 +265,7 @@ class HFTTDetector(BaseTextDetector):
         self : HFTTDetector
             The fitted detector.
         """
-        device = resolve_device(self.device)
+        device = self._embedder(scoring=False).torch_device()
         data = self._fit_data(X, y, need_world=True)
         columns = data.task_columns
         result = train_trainable_columns(
@@ -259,17 +279,27 @@ class HFTTDetector(BaseTextDetector):
             max_iter=self.max_iter,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate_init,
+            learning_rate_schedule=self.learning_rate,
             momentum=self.momentum,
             device=device,
             random_state=check_random_state(self.random_state),
             verbose=self.verbose,
         )
-        self.head_ = HFTTHead(columns, result.trainable_columns, float(self.temperature))
-        self.offset_ = float(np.log(self.threshold) - np.log1p(-self.threshold))
-        self.n_iter_ = int(self.max_iter)
-        self.loss_curve_ = result.loss_curve
-        self.history_ = result.history
-        self.device_ = str(device)
+        if not np.isfinite(result.trainable_columns).all():
+            raise ValueError(
+                "training diverged: the trainable columns are not finite; lower "
+                f"learning_rate_init (got {self.learning_rate_init!r})."
+            )
+        self._set_fitted({
+            **space_state(data.space),
+            "task_names_": list(data.task.names),
+            "head_": HFTTHead(columns, result.trainable_columns, float(self.temperature)),
+            "offset_": self._offset_of(self.threshold),
+            "n_iter_": int(self.max_iter),
+            "loss_curve_": list(result.loss_curve),
+            "history_": list(result.history),
+            "device_": str(device),
+        })
         return self
 
     def score_samples(self, X: object) -> np.ndarray:
@@ -289,22 +319,6 @@ class HFTTDetector(BaseTextDetector):
         embeddings = self.embed(X)
         return self.head_.log_odds(embeddings)
 
-    def predict_proba(self, X: object) -> np.ndarray:
-        """``[P_out, P_in]`` per input; rows sum to one.
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            See :meth:`embed`.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, 2)
-            Column 0 is ``P_out`` (outside the task), column 1 ``P_in``.
-        """
-        log_odds = self.score_samples(X)
-        return np.column_stack([expit(-log_odds), expit(log_odds)])
-
     # ---------------------------------------------------------------- views
 
     @property
@@ -319,23 +333,21 @@ class HFTTDetector(BaseTextDetector):
 
     # ---------------------------------------------------------- persistence
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the fitted detector without pickle (JSON + arrays).
+    def _fitted_state(self) -> dict[str, Any]:
+        state = super()._fitted_state()
+        head = state.pop("head_")
+        return {**state, **{f"head_.{part}": getattr(head, part) for part in _HEAD_PARTS}}
 
-        See :func:`skhftt.detectors.persistence.save_detector`.
-        """
-        from skhftt.detectors.persistence import save_detector
-
-        save_detector(self, path)
-
-    @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], *, encoder: str | Encoder | None = None
-    ) -> HFTTDetector:
-        """Load a detector written by :meth:`save`.
-
-        See :func:`skhftt.detectors.persistence.load_detector`.
-        """
-        from skhftt.detectors.persistence import load_detector
-
-        return load_detector(path, encoder=encoder)
+    def _set_fitted_state(self, state: Mapping[str, Any]) -> None:
+        missing = sorted({f"head_.{part}" for part in _HEAD_PARTS} - set(state))
+        if missing:
+            raise ValueError(f"the fitted state of an HFTTDetector lacks {missing}.")
+        attributes = dict(state)
+        task, trainable, temperature = (attributes.pop(f"head_.{part}") for part in _HEAD_PARTS)
+        head = HFTTHead(task, trainable, float(temperature))
+        if len(attributes["task_names_"]) != head.n_task_columns:
+            raise ValueError(
+                f"{len(attributes['task_names_'])} task names for {head.n_task_columns} "
+                "task columns."
+            )
+        self._set_fitted({**attributes, "head_": head})

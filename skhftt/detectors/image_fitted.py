@@ -22,30 +22,34 @@ KNNDetector            ``-(1 - s_(k)(x))``, ``s_(k)`` the k-th largest cosine
 =====================  ==================================================
 
 ``fit(images, labels)`` (``fit(images)`` for KNN) embeds the images with the
-encoder, like ``score_samples`` does.
+encoder, like ``score_samples`` does. ``threshold`` is a cut-off on
+``score_samples`` for all three (``offset_ = threshold``; every score is at
+most 0).
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from scipy.linalg import pinvh
+from sklearn import config_context
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.metaestimators import available_if
 
 from skhftt._sklearn_compat import Interval, StrOptions, fit_context
-from skhftt.detectors.base import BaseTextDetector
-from skhftt.detectors.zero_shot import _BLOCK_ENTRIES, _BlockScoredDetector
+from skhftt.detectors.base import BaseTextDetector, space_state
+from skhftt.detectors.zero_shot import _BlockScoredDetector, block_rows
+from skhftt.embedding.embedder import EmbeddingSpace
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.embedding.encoders.registry import DEFAULT_ENCODER
-from skhftt.embedding.inputs import to_embeddings
 
 __all__ = ["KNNDetector", "MSPDetector", "MahalanobisDetector", "kth_neighbour_similarity"]
-
-# Columns of the similarity matrix held per query block in the k-NN search.
-_REFERENCE_BLOCK = 4096
 
 
 def _fit_predict_unavailable(detector: _ImageFittedDetector) -> bool:
@@ -72,21 +76,15 @@ def _class_codes(y: object, n_samples: int, who: str) -> tuple[np.ndarray, np.nd
 
 
 def kth_neighbour_similarity(
-    queries: np.ndarray,
-    references: np.ndarray,
-    n_neighbors: int,
-    *,
-    query_block: int | None = None,
-    reference_block: int = _REFERENCE_BLOCK,
+    queries: np.ndarray, references: np.ndarray, n_neighbors: int
 ) -> np.ndarray:
     """The k-th largest cosine similarity of each query to the references, exactly.
 
-    The ``(n_queries, n_references)`` similarity matrix is never held in
-    memory: queries are taken ``query_block`` rows at a time and, for each
-    block, the references ``reference_block`` rows at a time; a running set
-    of the ``n_neighbors`` largest similarities per query is merged with each
-    new block by :func:`numpy.partition`. Memory is
-    ``O(query_block * (reference_block + n_neighbors))`` whatever the sizes.
+    An exact brute-force search by
+    :class:`~sklearn.neighbors.NearestNeighbors` (``metric="cosine"``): the
+    queries are taken in chunks sized by scikit-learn's ``working_memory``
+    (:func:`sklearn.set_config`, 1 GiB by default), so the full
+    ``(n_queries, n_references)`` similarity matrix is never held.
 
     Parameters
     ----------
@@ -96,11 +94,6 @@ def kth_neighbour_similarity(
         Unit rows.
     n_neighbors : int
         ``k``, from 1 to ``n_references``.
-    query_block : int, optional
-        Queries per block; by default as many as keep a block's candidate
-        matrix near four million entries.
-    reference_block : int, default=4096
-        References per block.
 
     Returns
     -------
@@ -122,22 +115,9 @@ def kth_neighbour_similarity(
             f"n_neighbors={n_neighbors} must be between 1 and the {n_references} "
             "reference embeddings."
         )
-    for name, value in (("query_block", query_block), ("reference_block", reference_block)):
-        if value is not None and value < 1:
-            raise ValueError(f"{name}={value} must be a positive number of rows.")
-    if query_block is None:
-        query_block = max(1, _BLOCK_ENTRIES // (min(reference_block, n_references) + n_neighbors))
-    result = np.empty(queries.shape[0], dtype=np.float64)
-    for start in range(0, queries.shape[0], query_block):
-        block = queries[start : start + query_block]
-        best = np.empty((block.shape[0], 0), dtype=np.result_type(block, references))
-        for first in range(0, n_references, reference_block):
-            similarities = block @ references[first : first + reference_block].T
-            best = np.concatenate([best, similarities], axis=1)
-            if best.shape[1] > n_neighbors:
-                best = np.partition(best, -n_neighbors, axis=1)[:, -n_neighbors:]
-        result[start : start + block.shape[0]] = best.min(axis=1)
-    return result
+    search = NearestNeighbors(n_neighbors=n_neighbors, algorithm="brute", metric="cosine")
+    distances, _ = search.fit(references).kneighbors(queries)
+    return 1.0 - distances[:, -1].astype(np.float64)
 
 
 class _ImageFittedDetector(_BlockScoredDetector):
@@ -145,22 +125,14 @@ class _ImageFittedDetector(_BlockScoredDetector):
 
     _parameter_constraints: ClassVar[dict] = {
         **{k: v for k, v in BaseTextDetector._parameter_constraints.items() if k != "templates"},
-        "threshold": [Real],
+        "threshold": [Interval(Real, None, 0, closed="right")],
     }
 
-    def _fit_embeddings(self, X: object) -> np.ndarray:
-        """Embed the fitting images; set the attributes every detector shares."""
-        encoder = self._resolve_encoder()
-        embeddings = to_embeddings(
-            X,
-            encoder=encoder,
-            dim=None,
-            batch_size=self.encode_batch_size,
-            show_progress=self.verbose >= 1,
-            cache_dir=self.cache_dir,
-        )
-        self._set_space(encoder, embeddings.shape[1])
-        return embeddings
+    def _fit_embeddings(self, X: object) -> tuple[np.ndarray, EmbeddingSpace]:
+        """Embed the fitting images; also the space they live in."""
+        embedder = self._embedder(scoring=False)
+        embeddings = embedder.embed(X)
+        return embeddings, embedder.space(embeddings.shape[1])
 
     @available_if(_fit_predict_unavailable)
     def fit_predict(self, X: object, y: object = None) -> np.ndarray:
@@ -176,8 +148,10 @@ _SHARED_HEAD = """encoder : str or Encoder, default="openai/clip-vit-base-patch1
 
 _SHARED_TAIL = """encode_batch_size : int, default=256
         Inputs per encoder forward pass.
-    cache_dir : str or path-like, default=None
-        Directory of an on-disk text-embedding cache (for text inputs).
+    cache_dir : str, path-like, None or False, default=None
+        Text-embedding cache (for text inputs): ``None`` is the persistent
+        user cache (``SKHFTT_CACHE_DIR``, else ``~/.cache/skhftt``), a path
+        that directory, ``False`` this process only.
     device : str, default="auto"
         Where the encoder runs.
     verbose : int, default=0
@@ -187,15 +161,19 @@ _SHARED_ATTRIBUTES = """embedding_dim_ : int
         Width of the embedding space.
     encoder_identity_ : str or None
         Identity of the encoder used in fit; ``None`` when precomputed.
+    encoder_spec_ : str or None
+        The ``encoder`` spec, a local model directory made absolute; None
+        for an encoder object.
     n_features_in_ : int
         Width of the embeddings seen in fit; only with
         ``encoder="precomputed"``."""
 
-_THRESHOLD_NOTE = """The fitting images' own scores are biased upwards, so no cut-off
-        is derived from them: take one from held-out in-distribution images,
+_THRESHOLD_NOTE = """An input is +1 when its score is at least ``threshold``.
+        The fitting images' own scores are biased upwards, so no cut-off is
+        derived from them: take one from held-out in-distribution images,
         e.g. ``t = -threshold_at_tpr(-det.score_samples(held_out), 0.95)``
-        (see :mod:`skhftt.removal.thresholds`) keeps about 95 % of them, and set
-        ``det.offset_ = t``."""
+        (see :mod:`skhftt.removal.thresholds`) keeps about 95 % of them, and
+        apply it with ``det.set_threshold(t)``."""
 
 
 def _document(cls: type) -> type:
@@ -231,9 +209,11 @@ class MSPDetector(_ImageFittedDetector):
         :class:`~sklearn.linear_model.LogisticRegression`.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations.
-    threshold : float, default=0.5
-        Largest class probability above which an input is predicted +1:
-        ``offset_ = log(threshold)``. {threshold_note}
+    threshold : float, default=log(0.5)
+        Cut-off on ``score_samples``, the log of the largest class
+        probability (so at most 0): ``offset_ = threshold``. The default
+        predicts +1 where the largest class probability is at least 0.5.
+        {threshold_note}
     {tail}
 
     Attributes
@@ -249,7 +229,7 @@ class MSPDetector(_ImageFittedDetector):
     n_iter_ : int
         L-BFGS iterations run.
     offset_ : float
-        ``log(threshold)``; ``decision_function = score_samples - offset_``.
+        ``threshold``; ``decision_function = score_samples - offset_``.
     {attributes}
 
     See Also
@@ -296,8 +276,10 @@ class MSPDetector(_ImageFittedDetector):
         **_ImageFittedDetector._parameter_constraints,
         "C": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "threshold": [Interval(Real, 0, 1, closed="right")],
     }
+    _fitted_attributes: ClassVar[tuple[str, ...]] = (
+        *BaseTextDetector._fitted_attributes, "classes_", "coef_", "intercept_", "n_iter_",
+    )
 
     def __init__(
         self,
@@ -305,9 +287,9 @@ class MSPDetector(_ImageFittedDetector):
         encoder: str | Encoder = DEFAULT_ENCODER,
         C: float = 1.0,
         max_iter: int = 1000,
-        threshold: float = 0.5,
+        threshold: float = math.log(0.5),
         encode_batch_size: int = 256,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
         device: str = "auto",
         verbose: int = 0,
     ) -> None:
@@ -337,7 +319,7 @@ class MSPDetector(_ImageFittedDetector):
         self : MSPDetector
             The fitted detector.
         """
-        embeddings = self._fit_embeddings(X)
+        embeddings, space = self._fit_embeddings(X)
         classes, codes = _class_codes(y, embeddings.shape[0], type(self).__name__)
         if classes.size < 2:
             raise ValueError(
@@ -346,11 +328,14 @@ class MSPDetector(_ImageFittedDetector):
             )
         classifier = LogisticRegression(C=self.C, max_iter=self.max_iter)
         classifier.fit(embeddings, codes)
-        self.classes_ = classes
-        self.coef_ = classifier.coef_
-        self.intercept_ = classifier.intercept_
-        self.n_iter_ = int(np.max(classifier.n_iter_))
-        self.offset_ = float(np.log(self.threshold))
+        self._set_fitted({
+            **space_state(space),
+            "classes_": classes,
+            "coef_": classifier.coef_,
+            "intercept_": classifier.intercept_,
+            "n_iter_": int(np.max(classifier.n_iter_)),
+            "offset_": self._offset_of(self.threshold),
+        })
         return self
 
     def _n_columns(self) -> int:
@@ -383,18 +368,6 @@ def _ledoit_wolf_shrinkage(covariance: np.ndarray, fourth_moment: float, n_sampl
     return 0.0 if beta <= 0 else float(beta / delta)
 
 
-def _pseudo_inverse(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive semi-definite matrix, dropping null directions.
-
-    Eigenvalues below ``dim * eps * largest`` are treated as zero, the rule
-    of :func:`scipy.linalg.pinvh`.
-    """
-    values, vectors = np.linalg.eigh(matrix)
-    keep = values > matrix.shape[0] * np.finfo(np.float64).eps * values.max()
-    kept = vectors[:, keep]
-    return (kept / values[keep]) @ kept.T
-
-
 @_document
 class MahalanobisDetector(_ImageFittedDetector):
     """Mahalanobis distance to the nearest class of the in-distribution images.
@@ -419,8 +392,8 @@ class MahalanobisDetector(_ImageFittedDetector):
         is (then inverted as a pseudo-inverse, so fewer images than
         dimensions still work).
     threshold : float, default=0.0
-        Cut-off on ``score_samples`` (minus a squared distance):
-        ``offset_ = threshold``. {threshold_note}
+        Cut-off on ``score_samples`` (minus a squared distance, so at most
+        0): ``offset_ = threshold``. {threshold_note}
     {tail}
 
     Attributes
@@ -432,8 +405,8 @@ class MahalanobisDetector(_ImageFittedDetector):
     covariance_ : ndarray of shape (dim, dim)
         The shrunk shared covariance.
     precision_ : ndarray of shape (dim, dim)
-        ``P``: its pseudo-inverse (eigenvalues below ``dim * eps`` times the
-        largest are dropped, as :func:`scipy.linalg.pinvh` does).
+        ``P``: its pseudo-inverse by :func:`scipy.linalg.pinvh`
+        (eigenvalues below ``dim * eps`` times the largest are dropped).
     shrinkage_ : float
         The shrinkage ``a`` used.
     offset_ : float
@@ -444,9 +417,9 @@ class MahalanobisDetector(_ImageFittedDetector):
     -----
     The score is the squared distance of Lee et al.; its square root ranks
     inputs identically. Inputs are unit embeddings, like everything skhftt
-    scores. The statistics are accumulated over blocks of images, so
-    fitting needs ``O(dim^2 + n_classes * dim)`` memory beyond the
-    embeddings.
+    scores. The statistics are accumulated over blocks of images (sized by
+    scikit-learn's ``working_memory``), so fitting needs ``O(dim^2 +
+    n_classes * dim)`` memory beyond the embeddings and one block.
 
     References
     ----------
@@ -473,6 +446,10 @@ class MahalanobisDetector(_ImageFittedDetector):
         **_ImageFittedDetector._parameter_constraints,
         "shrinkage": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both")],
     }
+    _fitted_attributes: ClassVar[tuple[str, ...]] = (
+        *BaseTextDetector._fitted_attributes,
+        "classes_", "means_", "covariance_", "precision_", "shrinkage_",
+    )
 
     def __init__(
         self,
@@ -481,7 +458,7 @@ class MahalanobisDetector(_ImageFittedDetector):
         shrinkage: str | float = "auto",
         threshold: float = 0.0,
         encode_batch_size: int = 256,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
         device: str = "auto",
         verbose: int = 0,
     ) -> None:
@@ -510,10 +487,10 @@ class MahalanobisDetector(_ImageFittedDetector):
         self : MahalanobisDetector
             The fitted detector.
         """
-        embeddings = self._fit_embeddings(X)
+        embeddings, space = self._fit_embeddings(X)
         n_samples, dim = embeddings.shape
         classes, codes = _class_codes(y, n_samples, type(self).__name__)
-        rows = max(1, _BLOCK_ENTRIES // dim)
+        rows = block_rows(8 * dim)  # a float64 copy of each image
         blocks = [slice(start, start + rows) for start in range(0, n_samples, rows)]
         means = np.zeros((classes.size, dim))
         for block in blocks:
@@ -532,14 +509,21 @@ class MahalanobisDetector(_ImageFittedDetector):
             shrinkage = float(self.shrinkage)
         target = np.trace(covariance) / dim
         covariance = (1.0 - shrinkage) * covariance + shrinkage * target * np.eye(dim)
-        self.classes_ = classes
-        self.means_ = means
-        self.covariance_ = covariance
-        self.precision_ = _pseudo_inverse(covariance)
-        self.shrinkage_ = shrinkage
-        self._mean_terms = np.sum((means @ self.precision_) * means, axis=1)
-        self.offset_ = float(self.threshold)
+        self._set_fitted({
+            **space_state(space),
+            "classes_": classes,
+            "means_": means,
+            "covariance_": covariance,
+            "precision_": pinvh(covariance),
+            "shrinkage_": shrinkage,
+            "offset_": self._offset_of(self.threshold),
+        })
         return self
+
+    def _set_fitted(self, attributes: Mapping[str, Any]) -> None:
+        super()._set_fitted(attributes)
+        # mu_c^T P mu_c, the constant part of every class's squared distance.
+        self._mean_terms = np.sum((self.means_ @ self.precision_) * self.means_, axis=1)
 
     def _n_columns(self) -> int:
         return max(self.classes_.size, self.embedding_dim_)
@@ -578,8 +562,8 @@ class KNNDetector(_ImageFittedDetector):
         training images and ``k = 10`` with a 1 % sample of them: ``k``
         should grow with the number of fitted images.
     threshold : float, default=0.0
-        Cut-off on ``score_samples`` (minus a cosine distance):
-        ``offset_ = threshold``. {threshold_note}
+        Cut-off on ``score_samples`` (minus a cosine distance, so at most
+        0): ``offset_ = threshold``. {threshold_note}
     {tail}
 
     Attributes
@@ -593,13 +577,15 @@ class KNNDetector(_ImageFittedDetector):
 
     See Also
     --------
-    kth_neighbour_similarity : The exact, memory-bounded search it runs.
+    kth_neighbour_similarity : The exact search it runs.
 
     Notes
     -----
-    The search is exact and blocked: scoring ``n`` inputs costs
-    ``n * n_references * dim`` multiply-adds and a few tens of megabytes,
-    whatever the sizes.
+    The search is exact (:class:`~sklearn.neighbors.NearestNeighbors`,
+    brute force, cosine): scoring ``n`` inputs costs ``n * n_references *
+    dim`` multiply-adds; the similarity matrix is held in chunks of
+    scikit-learn's ``working_memory``, beside a normalised copy of the
+    references.
 
     References
     ----------
@@ -619,6 +605,9 @@ class KNNDetector(_ImageFittedDetector):
         **_ImageFittedDetector._parameter_constraints,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
     }
+    _fitted_attributes: ClassVar[tuple[str, ...]] = (
+        *BaseTextDetector._fitted_attributes, "reference_embeddings_",
+    )
 
     def __init__(
         self,
@@ -627,7 +616,7 @@ class KNNDetector(_ImageFittedDetector):
         n_neighbors: int = 10,
         threshold: float = 0.0,
         encode_batch_size: int = 256,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
         device: str = "auto",
         verbose: int = 0,
     ) -> None:
@@ -656,19 +645,37 @@ class KNNDetector(_ImageFittedDetector):
         self : KNNDetector
             The fitted detector.
         """
-        embeddings = self._fit_embeddings(X)
+        embeddings, space = self._fit_embeddings(X)
         if self.n_neighbors > embeddings.shape[0]:
             raise ValueError(
                 f"n_neighbors={self.n_neighbors} exceeds the {embeddings.shape[0]} "
                 "in-distribution images given to fit."
             )
-        self.reference_embeddings_ = embeddings
-        self.offset_ = float(self.threshold)
+        self._set_fitted({
+            **space_state(space),
+            "reference_embeddings_": embeddings,
+            "offset_": self._offset_of(self.threshold),
+        })
         return self
 
-    def _n_columns(self) -> int:
-        return min(_REFERENCE_BLOCK, self.reference_embeddings_.shape[0]) + self.n_neighbors
+    def score_samples(self, X: object) -> np.ndarray:
+        """Minus the cosine distance to the ``n_neighbors``-th nearest fitted image.
 
-    def _score_block(self, embeddings: np.ndarray) -> np.ndarray:
-        references = self.reference_embeddings_
-        return kth_neighbour_similarity(embeddings, references, self.n_neighbors) - 1.0
+        Parameters
+        ----------
+        X : images, texts or embeddings
+            See :meth:`embed`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float64
+            At most 0; 0 for an input with ``n_neighbors`` exact copies
+            among the fitted images.
+        """
+        embeddings = self.embed(X)
+        # The references were validated when they were fitted.
+        with config_context(assume_finite=True):
+            similarity = kth_neighbour_similarity(
+                embeddings, self.reference_embeddings_, self.n_neighbors
+            )
+        return similarity - 1.0

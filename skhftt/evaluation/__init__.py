@@ -3,6 +3,8 @@
 * :func:`ood_metrics`, :func:`auroc`, :func:`fpr_at_tpr`, ... and scorers for
   :class:`~sklearn.model_selection.GridSearchCV` (:func:`get_scorer`,
   :class:`HeldOutScorer`).
+* :func:`select_detector` -- text-only model selection: detector kind and
+  hyperparameters chosen on held-out texts, never on images.
 * :func:`plot_roc`, :class:`ScoreHistogramDisplay` (needs matplotlib).
 * :func:`corrupt_image`, :func:`make_corruption_set` -- labelled check sets
   for low-quality detectors.
@@ -22,11 +24,13 @@ from skhftt.evaluation.metrics import (
     ood_metrics,
 )
 from skhftt.evaluation.plotting import ScoreHistogramDisplay, plot_roc
+from skhftt.evaluation.selection import SelectionResult, select_detector
 
 __all__ = [
     "CORRUPTIONS",
     "HeldOutScorer",
     "ScoreHistogramDisplay",
+    "SelectionResult",
     "aupr_in",
     "aupr_out",
     "auroc",
@@ -37,4 +41,5 @@ __all__ = [
     "make_corruption_set",
     "ood_metrics",
     "plot_roc",
+    "select_detector",
 ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from skhftt.detectors.hftt import HFTTDetector
 from skhftt.embedding.cache import encode_texts
+from skhftt.embedding.images import load_image
 from skhftt.space.validation import check_embeddings, check_texts
 
 __all__ = ["ScoreExplanation", "explain_scores", "learned_column_names", "nearest_texts"]
@@ -52,7 +54,7 @@ def nearest_texts(
     dict
         ``learned_i`` -> list of ``(text, cosine)``, most similar first.
     """
-    check_is_fitted(detector)
+    _check_hftt(detector, "nearest_texts")
     candidates = check_texts(texts, name="texts")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
@@ -86,22 +88,92 @@ class ScoreExplanation:
     Attributes
     ----------
     scores : ndarray of shape (n,)
-        The log-odds, as ``score_samples`` returns them.
-    column : list of str
-        The column holding the most softmax mass: a task name or ``learned_i``.
+        The log-odds, as ``score_samples`` returns them; NaN for inputs that
+        could not be read.
+    column : list of str or None
+        The column holding the most softmax mass: a task name or
+        ``learned_i``; None for inputs that could not be read.
     is_task_column : ndarray of shape (n,), bool
         Whether that column is a task column.
     share : ndarray of shape (n,)
-        Its softmax probability.
+        Its softmax probability; NaN for inputs that could not be read.
+    errors : list of str or None
+        Why an input could not be read (``on_error="record"``); None for the
+        inputs explained.
     """
 
     scores: np.ndarray
-    column: list[str]
+    column: list[str | None]
     is_task_column: np.ndarray
     share: np.ndarray
+    errors: list[str | None]
 
 
-def explain_scores(detector: HFTTDetector, X: object) -> ScoreExplanation:
+def _check_hftt(detector: object, who: str) -> None:
+    if not isinstance(detector, HFTTDetector):
+        raise TypeError(
+            f"{who} explains the task and learned columns of an HFTTDetector; got a "
+            f"{type(detector).__name__}, which has no learned columns."
+        )
+    check_is_fitted(detector)
+
+
+def _decode(items: Sequence[object]) -> tuple[list[object], list[str | None]]:
+    """Decode image inputs one by one: the images read, and each input's error or None."""
+    images, errors = [], []
+    for item in items:
+        image = load_image(item, errors="return")
+        if isinstance(image, Exception):
+            errors.append(f"{type(image).__name__}: {image}")
+        else:
+            images.append(image)
+            errors.append(None)
+    return images, errors
+
+
+def _explain_embeddings(detector: HFTTDetector, embeddings: np.ndarray) -> ScoreExplanation:
+    logits = detector.head_.logits(embeddings)
+    scores = detector.head_.log_odds_of_logits(logits)
+    logits = logits.astype(np.float64)
+    best = logits.argmax(axis=1)
+    peak = logits[np.arange(len(best)), best]
+    names = list(detector.task_names_) + learned_column_names(detector)
+    return ScoreExplanation(
+        scores=scores,
+        column=[names[i] for i in best],
+        is_task_column=best < detector.head_.n_task_columns,
+        share=1.0 / np.exp(logits - peak[:, None]).sum(axis=1),
+        errors=[None] * len(best),
+    )
+
+
+def _explain_readable(detector: HFTTDetector, items: Sequence[object]) -> ScoreExplanation:
+    """Explain the items that decode; the others get their error and no score."""
+    images, errors = _decode(items)
+    readable = np.array([error is None for error in errors], dtype=bool)
+    embeddings = (detector.embed(images) if images
+                  else np.empty((0, detector.embedding_dim_), np.float32))
+    explained = _explain_embeddings(detector, embeddings)
+    scores, share = np.full(len(items), np.nan), np.full(len(items), np.nan)
+    scores[readable], share[readable] = explained.scores, explained.share
+    is_task = np.zeros(len(items), dtype=bool)
+    is_task[readable] = explained.is_task_column
+    columns = iter(explained.column)
+    return ScoreExplanation(
+        scores=scores,
+        column=[next(columns) if ok else None for ok in readable],
+        is_task_column=is_task,
+        share=share,
+        errors=errors,
+    )
+
+
+def explain_scores(
+    detector: HFTTDetector,
+    X: object,
+    *,
+    on_error: Literal["raise", "record"] = "raise",
+) -> ScoreExplanation:
     """Which column dominated each input's score.
 
     Parameters
@@ -110,22 +182,34 @@ def explain_scores(detector: HFTTDetector, X: object) -> ScoreExplanation:
         A fitted detector.
     X : images, texts or embeddings
         Anything ``detector.embed`` accepts.
+    on_error : {"raise", "record"}, default="raise"
+        What an image that cannot be read does: ``"raise"`` stops with its
+        error; ``"record"`` (for a sequence of image inputs) explains the
+        others and records why in ``errors``, as batch scoring does. Images
+        are then decoded ``detector.encode_batch_size`` at a time.
 
     Returns
     -------
     ScoreExplanation
+
+    Raises
+    ------
+    TypeError
+        ``detector`` is not an HFTTDetector.
     """
-    embeddings = detector.embed(X)
-    logits = detector.head_.logits(embeddings)
-    scores = detector.head_.log_odds_of_logits(logits)
-    logits = logits.astype(np.float64)
-    best = logits.argmax(axis=1)
-    peak = logits[np.arange(len(best)), best]
-    share = 1.0 / np.exp(logits - peak[:, None]).sum(axis=1)
-    names = list(detector.task_names_) + learned_column_names(detector)
+    _check_hftt(detector, "explain_scores")
+    if on_error not in ("raise", "record"):
+        raise ValueError(f"on_error must be 'raise' or 'record'; got {on_error!r}.")
+    if on_error == "raise" or hasattr(X, "shape"):
+        return _explain_embeddings(detector, detector.embed(X))
+    items = list(X)
+    size = detector.encode_batch_size
+    starts = range(0, len(items), size) or [0]
+    parts = [_explain_readable(detector, items[start:start + size]) for start in starts]
     return ScoreExplanation(
-        scores=scores,
-        column=[names[i] for i in best],
-        is_task_column=best < detector.head_.n_task_columns,
-        share=share,
+        scores=np.concatenate([part.scores for part in parts]),
+        column=[column for part in parts for column in part.column],
+        is_task_column=np.concatenate([part.is_task_column for part in parts]),
+        share=np.concatenate([part.share for part in parts]),
+        errors=[error for part in parts for error in part.errors],
     )

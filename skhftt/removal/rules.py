@@ -1,9 +1,14 @@
 """Decide which images to remove, with a rule a data team can defend.
 
 :class:`RemovalRule` turns a fitted detector's scores into a removal mask by
-one of four rules:
+one of five rules:
 
-* ``"probability"`` — the detector's own threshold (``predict``);
+* ``"score"`` — a cut-off on ``score_samples`` (by default the detector's
+  own, ``offset_``: the rule then removes what ``predict`` puts on the
+  unwanted side);
+* ``"probability"`` — the same with the cut-off given as a probability, for
+  detectors with ``predict_proba`` (HFTT, NegLabel: ``P_in >= threshold``
+  matches the task);
 * ``"tpr"`` — keep a target share of clean calibration samples;
 * ``"fraction"`` — remove a fixed share of the data being filtered
   (DataComp-style);
@@ -14,10 +19,13 @@ one of four rules:
 Which side is unwanted is the caller's choice (``unwanted="mismatch"`` for
 out-of-distribution removal, ``"match"`` when the task texts describe the
 unwanted content); the rules work on scores oriented "higher = more unwanted".
+An input exactly at a ``"score"`` or ``"probability"`` cut-off matches the
+task (+1), as in ``predict``.
 """
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Literal
 
 import numpy as np
@@ -28,8 +36,14 @@ from skhftt.removal.thresholds import conformal_fdr, threshold_at_tpr, threshold
 
 __all__ = ["RemovalRule", "removal_mask", "unwanted_scores"]
 
-_METHODS = ("probability", "tpr", "fraction", "fdr")
+_METHODS = ("score", "probability", "tpr", "fraction", "fdr")
+_CUT_METHODS = ("score", "probability")
 _SIDES = ("match", "mismatch")
+
+
+def _check_side(unwanted: object) -> None:
+    if unwanted not in _SIDES:
+        raise ValueError(f"unwanted must be 'match' or 'mismatch'; got {unwanted!r}.")
 
 
 def unwanted_scores(
@@ -45,8 +59,7 @@ def unwanted_scores(
         ``"mismatch"``: inputs outside the task are unwanted (scores are
         ``-decision_function``); ``"match"``: inputs matching the task are.
     """
-    if unwanted not in _SIDES:
-        raise ValueError(f"unwanted must be 'match' or 'mismatch'; got {unwanted!r}.")
+    _check_side(unwanted)
     decision = detector.decision_function(X)
     return decision if unwanted == "match" else -decision
 
@@ -54,7 +67,7 @@ def unwanted_scores(
 def removal_mask(
     scores: object,
     *,
-    method: Literal["probability", "tpr", "fraction", "fdr"],
+    method: Literal["score", "probability", "tpr", "fraction", "fdr"],
     unwanted: Literal["match", "mismatch"] = "mismatch",
     calibration_scores: object = None,
     alpha: float = 0.1,
@@ -64,11 +77,13 @@ def removal_mask(
     """Apply one removal rule to oriented scores (higher = more unwanted).
 
     The model-free core of :class:`RemovalRule`, for scores already on disk
-    (``skhftt filter``). ``scores`` for ``"probability"`` are the oriented
-    decision values, so 0 is the detector's own threshold; an input exactly
-    at it is +1 (matches the task), hence removed only when ``unwanted`` is
-    ``"mismatch"``. ``"tpr"`` and ``"fdr"`` need ``calibration_scores`` of
-    clean samples, oriented the same way.
+    (``skhftt filter``). For ``"score"`` and ``"probability"`` the scores are
+    oriented decision values (``decision_function``, negated when
+    ``unwanted="mismatch"``), so 0 is the detector's own threshold; the two
+    names mean the same here. An input exactly at 0 matches the task (+1,
+    as in ``predict``), hence it is removed when ``unwanted="match"`` and
+    kept when ``unwanted="mismatch"``. ``"tpr"`` and ``"fdr"`` need
+    ``calibration_scores`` of clean samples, oriented the same way.
 
     Returns
     -------
@@ -77,9 +92,10 @@ def removal_mask(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
+    _check_side(unwanted)
     values = np.asarray(scores, dtype=np.float64)
-    if method == "probability":
-        return values > 0 if unwanted == "match" else values >= 0
+    if method in _CUT_METHODS:
+        return values >= 0 if unwanted == "match" else values > 0
     if method == "fraction":
         return values > threshold_for_fraction(values, fraction)
     if calibration_scores is None:
@@ -95,11 +111,19 @@ class RemovalRule:
     Parameters
     ----------
     detector : fitted detector
-        HFTT or any baseline with ``decision_function``.
-    method : {"probability", "tpr", "fraction", "fdr"}, default="fdr"
-        See the module docstring.
+        HFTT or any baseline.
+    method : {"score", "probability", "tpr", "fraction", "fdr"}, default="fdr"
+        See the module docstring. ``"probability"`` needs a detector with
+        ``predict_proba``.
     unwanted : {"mismatch", "match"}, default="mismatch"
         Which side of the detector is removed.
+    threshold : float, optional
+        The cut-off of ``method="score"`` (on ``score_samples``) or
+        ``method="probability"`` (a probability in (0, 1); for HFTT ``P_in``,
+        for NegLabel ``S``). None uses the detector's own threshold, so that
+        the rule removes what ``predict`` puts on the unwanted side. A
+        ``"score"`` cut-off reaches where a probability cannot: at
+        ``T = 0.01`` an HFTT log-odds of 40 is a ``P_in`` that rounds to 1.
     alpha : float, default=0.1
         Target false-discovery rate for ``method="fdr"``.
     tpr : float, default=0.95
@@ -113,6 +137,13 @@ class RemovalRule:
         Oriented scores of the clean calibration samples (``"tpr"``, ``"fdr"``).
     threshold_ : float
         Oriented-score threshold (``"tpr"``): above it an input is removed.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``method`` or ``unwanted``; ``method="probability"`` for a
+        detector without ``predict_proba``; a ``threshold`` out of range or
+        given to a method that takes none.
 
     Examples
     --------
@@ -133,23 +164,50 @@ class RemovalRule:
         self,
         detector: BaseTextDetector,
         *,
-        method: Literal["probability", "tpr", "fraction", "fdr"] = "fdr",
+        method: Literal["score", "probability", "tpr", "fraction", "fdr"] = "fdr",
         unwanted: Literal["match", "mismatch"] = "mismatch",
+        threshold: float | None = None,
         alpha: float = 0.1,
         tpr: float = 0.95,
         fraction: float = 0.1,
     ) -> None:
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
-        if unwanted not in _SIDES:
-            raise ValueError(f"unwanted must be 'match' or 'mismatch'; got {unwanted!r}.")
+        _check_side(unwanted)
         check_is_fitted(detector)
+        if method == "probability" and not hasattr(detector, "predict_proba"):
+            raise ValueError(
+                f"method='probability' needs a detector with predict_proba, and a "
+                f"{type(detector).__name__}'s scores are not probabilities: use "
+                "method='score' with threshold= a cut-off on its score_samples (None: "
+                f"its own, offset_={detector.offset_!r})."
+            )
+        if threshold is not None and method not in _CUT_METHODS:
+            raise ValueError(
+                f"threshold applies to method='score' or 'probability'; method={method!r} "
+                "takes none."
+            )
+        if threshold is not None and not (isinstance(threshold, Real) and (
+                np.isfinite(threshold) if method == "score" else 0 < threshold < 1)):
+            expected = "a finite number" if method == "score" else "a probability in (0, 1)"
+            raise ValueError(
+                f"threshold for method={method!r} must be {expected}; got {threshold!r}."
+            )
         self.detector = detector
         self.method = method
         self.unwanted = unwanted
+        self.threshold = threshold
         self.alpha = alpha
         self.tpr = tpr
         self.fraction = fraction
+
+    def _cut(self) -> float:
+        """The cut-off on ``score_samples``: at or above it an input matches the task."""
+        if self.threshold is None:
+            return float(self.detector.offset_)
+        if self.method == "probability":
+            return float(np.log(self.threshold) - np.log1p(-self.threshold))
+        return float(self.threshold)
 
     def calibrate(self, X_clean: object) -> RemovalRule:
         """Score clean samples (held out from fitting and tuning).
@@ -170,14 +228,30 @@ class RemovalRule:
         return self
 
     def remove_scores(self, scores: np.ndarray) -> np.ndarray:
-        """Removal mask for oriented scores (higher = more unwanted)."""
+        """Removal mask for oriented scores (higher = more unwanted).
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples,)
+            :func:`unwanted_scores` of the inputs: the detector's
+            ``decision_function``, signed by ``unwanted``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), bool
+        """
         if self.method in ("tpr", "fdr") and not hasattr(self, "calibration_scores_"):
             raise ValueError(
                 f"method={self.method!r} needs clean calibration samples: call "
                 "calibrate(X_clean) first."
             )
+        values = np.asarray(scores, dtype=np.float64)
+        if self.method in _CUT_METHODS:
+            # From the detector's own cut-off to this rule's, in oriented units.
+            shift = self._cut() - float(self.detector.offset_)
+            values = values - shift if self.unwanted == "match" else values + shift
         return removal_mask(
-            scores,
+            values,
             method=self.method,
             unwanted=self.unwanted,
             calibration_scores=getattr(self, "calibration_scores_", None),
@@ -197,4 +271,9 @@ class RemovalRule:
         -------
         ndarray of shape (n_samples,), bool
         """
+        if self.method in _CUT_METHODS:
+            # Straight from score_samples, so that a sample exactly at the cut-off is exact.
+            decision = self.detector.score_samples(X) - self._cut()
+            return removal_mask(decision if self.unwanted == "match" else -decision,
+                                method=self.method, unwanted=self.unwanted)
         return self.remove_scores(unwanted_scores(self.detector, X, unwanted=self.unwanted))

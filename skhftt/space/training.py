@@ -1,4 +1,8 @@
-"""The optimisation loop: SGD with momentum over shuffled world minibatches."""
+"""The optimisation loop: SGD with momentum over shuffled world minibatches.
+
+The learning rate is constant within an epoch and, by default, annealed
+from epoch to epoch with a cosine schedule, as in the reference code.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from tqdm.auto import tqdm
 
 from skhftt.space.objective import hftt_loss, normalize_rows, task_logsumexp
 
-__all__ = ["TrainingResult", "train_trainable_columns"]
+__all__ = ["LEARNING_RATE_SCHEDULES", "TrainingResult", "train_trainable_columns"]
+
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -26,7 +32,8 @@ class TrainingResult:
     loss_curve : list of float
         Mean minibatch loss of each epoch.
     history : list of dict
-        One record per epoch: ``epoch``, ``loss``, ``n_batches``, ``duration_s``.
+        One record per epoch: ``epoch``, ``loss``, ``n_batches``,
+        ``learning_rate`` (the rate the epoch used), ``duration_s``.
     """
 
     trainable_columns: np.ndarray
@@ -60,6 +67,7 @@ def train_trainable_columns(
     momentum: float,
     device: torch.device,
     random_state: np.random.RandomState,
+    learning_rate_schedule: str = "cosine",
     verbose: int = 0,
 ) -> TrainingResult:
     """Learn the K trainable columns of an HFTT head from text embeddings.
@@ -81,11 +89,18 @@ def train_trainable_columns(
     batch_size : int
         World texts per step; the last batch of an epoch may be smaller.
     learning_rate, momentum : float
-        SGD hyperparameters (no weight decay).
+        SGD hyperparameters (no weight decay); ``learning_rate`` is the rate
+        of the first epoch.
     device : torch.device
     random_state : numpy RandomState
         Source of the initial columns and of the shuffling. All randomness is
         drawn from it, so equal seeds give identical results on one device.
+    learning_rate_schedule : {"constant", "cosine"}, default="cosine"
+        ``"cosine"`` anneals the rate from ``learning_rate`` towards 0 over
+        ``max_iter`` epochs (epoch e, counted from 0, uses
+        ``learning_rate * (1 + cos(pi * e / max_iter)) / 2``), stepped once
+        per epoch as in the reference code, so one epoch is unaffected.
+        ``"constant"`` keeps ``learning_rate``.
     verbose : int
         0 silent, 1 progress bar, 2 also one line per epoch.
 
@@ -93,11 +108,21 @@ def train_trainable_columns(
     -------
     TrainingResult
     """
+    if learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+        raise ValueError(
+            f"learning_rate_schedule must be one of {LEARNING_RATE_SCHEDULES}; "
+            f"got {learning_rate_schedule!r}."
+        )
     dim = task_columns.shape[1]
     initial = random_state.standard_normal((n_embeddings, dim)).astype(np.float32)
     trainable = torch.nn.Parameter(torch.from_numpy(initial).to(device))
     optimizer = torch.optim.SGD(
         [trainable], lr=learning_rate, momentum=momentum, weight_decay=0.0
+    )
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_iter)
+        if learning_rate_schedule == "cosine"
+        else None
     )
 
     with torch.no_grad():
@@ -112,6 +137,7 @@ def train_trainable_columns(
     result = TrainingResult(trainable_columns=initial)
     for epoch in range(max_iter):
         started = time.perf_counter()
+        epoch_rate = optimizer.param_groups[0]["lr"]
         order = torch.from_numpy(random_state.permutation(n_world)).to(device)
         total = torch.zeros((), device=device)
         batches = tqdm(
@@ -136,12 +162,14 @@ def train_trainable_columns(
             loss.backward()
             optimizer.step()
             total += loss.detach()
+        if scheduler is not None:
+            scheduler.step()
         mean_loss = total.item() / n_batches
         duration = time.perf_counter() - started
         result.loss_curve.append(mean_loss)
         result.history.append(
             {"epoch": epoch + 1, "loss": mean_loss, "n_batches": n_batches,
-             "duration_s": duration}
+             "learning_rate": epoch_rate, "duration_s": duration}
         )
         if verbose >= 2:
             print(f"epoch {epoch + 1}/{max_iter}: loss={mean_loss:.5f} ({duration:.1f}s)")

@@ -1,0 +1,297 @@
+"""What scoring needs from a fitted detector, one implementation per kind of detector.
+
+The run loop (:mod:`skhftt.batch.run`) sees a :class:`Scorer` only: the width
+of the space, the encoder and device for image shards, the log-odds of a
+block of unit embeddings, a digest that identifies it for resumption, what
+the outputs record about it (offsets, encoder) and the writer of its
+outputs. :class:`ShardScorer` scores with one detector's head;
+:class:`ConceptScorer` with every concept of a
+:class:`~skhftt.detectors.composite.MultiConceptDetector` at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from skhftt.batch.output import ConceptShardWriter, ShardWriter
+from skhftt.detectors.base import PRECOMPUTED
+from skhftt.embedding.device import resolve_device
+from skhftt.embedding.encoders.base import Encoder
+
+__all__ = ["ConceptScorer", "Scorer", "ShardScorer", "make_scorer"]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What the run loop needs from a fitted detector.
+
+    Scorers are picklable: Dask sends them to its workers.
+    """
+
+    @property
+    def dim(self) -> int:
+        """Width of the embedding space."""
+        ...
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of everything that changes the scores and decisions; recorded in outputs."""
+        ...
+
+    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
+        """Scores of a block of unit float32 embeddings: ``(n,)``, or ``(n, k)``."""
+        ...
+
+    def manifest(self) -> dict[str, Any]:
+        """What each output records about the scorer: ``detector`` (the
+        fingerprint), ``offset``, ``encoder``, and any more the writer needs."""
+        ...
+
+    def writer(self, target: str | os.PathLike[str], manifest: dict[str, Any], *,
+               row_group_rows: int) -> ShardWriter:
+        """The writer of one output file, which turns scores into decisions."""
+        ...
+
+    def check_encoder(self) -> None:
+        """Raise ``ValueError`` unless the scorer can embed images."""
+        ...
+
+    def encoder(self) -> Encoder:
+        """The encoder of image shards, loaded once per process."""
+        ...
+
+    def device(self) -> Any:
+        """The device the encoder runs on."""
+        ...
+
+    def model_free(self) -> Scorer:
+        """This scorer without what only images need: all that embedding shards need."""
+        ...
+
+
+def _digest_head(head: Any, offset: float, identity: str | None) -> str:
+    digest = hashlib.sha256()
+    for item in dataclasses.fields(head):
+        value = getattr(head, item.name)
+        digest.update(item.name.encode())
+        if isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        else:
+            digest.update(repr(value).encode())
+    digest.update(repr((float(offset), identity)).encode())
+    return digest.hexdigest()[:32]
+
+
+class _DetectorEncoder:
+    """Encoder access through a fitted detector, shared by the scorers (``self.detector``)."""
+
+    detector: Any
+
+    def check_encoder(self) -> None:
+        """Raise unless the scorer can embed images (without loading any model).
+
+        Raises
+        ------
+        ValueError
+            The scorer has no detector, or its detector has no encoder
+            (``encoder="precomputed"``): it can score embeddings only.
+        """
+        encoder = None if self.detector is None else self.detector.encoder
+        if encoder is None or (isinstance(encoder, str) and encoder == PRECOMPUTED):
+            raise ValueError(
+                "image inputs need an encoder, but this detector has encoder='precomputed': "
+                "score embedding shards, or give the detector the encoder it was fitted "
+                "with (load_detector(path, encoder=...), --encoder)."
+            )
+
+    def encoder(self) -> Encoder:
+        """The detector's encoder, loaded once per process and checked against the fit."""
+        self.check_encoder()
+        return self.detector._scoring_encoder()
+
+    def device(self) -> Any:
+        """The device the encoder runs on."""
+        return resolve_device(getattr(self.detector, "device", "cpu"))
+
+    def _identity(self) -> str | None:
+        return None if self.detector is None else self.detector.encoder_identity_
+
+
+def _with_device(detector: Any, device: str | None) -> Any:
+    if device is None:
+        return detector
+    detector = copy.copy(detector)  # the caller's detector keeps its device
+    detector.device = device
+    return detector
+
+
+@dataclass(frozen=True)
+class ShardScorer(_DetectorEncoder):
+    """Scores with one detector's head: one ``score`` and ``decision`` column.
+
+    Build it with :meth:`from_detector`. The head is numpy only, so a
+    scorer without ``detector`` (see :meth:`model_free`) is kilobytes to a
+    few MB and scores embeddings anywhere.
+
+    Parameters
+    ----------
+    head : HFTTHead
+        Scores unit embeddings (``log_odds``).
+    offset : float
+        ``decision = +1`` where ``score - offset >= 0``.
+    fingerprint : str
+        Digest of the head, offset and encoder identity; outputs record it
+        so that a rerun with another detector scores every shard again.
+    detector : HFTTDetector, optional
+        The fitted detector, used only to resolve and check its encoder for
+        image shards.
+    """
+
+    head: Any
+    offset: float
+    fingerprint: str
+    detector: Any = None
+
+    @classmethod
+    def from_detector(cls, detector: Any, *, device: str | None = None) -> ShardScorer:
+        """The scorer of a fitted detector.
+
+        Parameters
+        ----------
+        detector : HFTTDetector
+            A fitted detector.
+        device : str, optional
+            Run its encoder here instead of on ``detector.device``.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        head = getattr(detector, "head_", None)
+        if head is None or not hasattr(head, "log_odds"):
+            check_is_fitted(detector)
+            raise TypeError(
+                f"streaming scoring needs a detector with a fitted head_ (such as "
+                f"HFTTDetector); got a {type(detector).__name__}."
+            )
+        detector = _with_device(detector, device)
+        identity = detector.encoder_identity_
+        offset = float(detector.offset_)
+        return cls(head, offset, _digest_head(head, offset, identity), detector)
+
+    @property
+    def dim(self) -> int:
+        """Width of the embedding space."""
+        return int(self.head.dim)
+
+    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
+        """``log P_in - log P_out`` per row, float64 ``(n,)``."""
+        return self.head.log_odds(embeddings)
+
+    def manifest(self) -> dict[str, Any]:
+        """``detector`` (the fingerprint), ``offset`` and ``encoder``."""
+        return {"detector": self.fingerprint, "offset": self.offset,
+                "encoder": self._identity()}
+
+    def writer(self, target: str | os.PathLike[str], manifest: dict[str, Any], *,
+               row_group_rows: int) -> ShardWriter:
+        """A :class:`~skhftt.batch.output.ShardWriter` deciding with this offset."""
+        return ShardWriter(target, manifest, offset=self.offset, row_group_rows=row_group_rows)
+
+    def model_free(self) -> ShardScorer:
+        """This scorer without the detector: all that embedding shards need."""
+        return dataclasses.replace(self, detector=None)
+
+
+@dataclass(frozen=True)
+class ConceptScorer(_DetectorEncoder):
+    """Scores every concept of a multi-concept detector in one pass over each block.
+
+    Each input is embedded once, by the first concept's encoder, and every
+    concept's head is applied to that embedding in one GEMM. The outputs
+    get one score and decision column per concept, plus ``remove`` and
+    ``triggered`` (see :class:`~skhftt.batch.output.ConceptShardWriter`).
+
+    Parameters
+    ----------
+    concepts : MultiConceptDetector
+        Fitted detectors of one embedding space, with their thresholds and
+        unwanted sides.
+    fingerprint : str
+        Digest of every concept's head, offset, side and name.
+    detector : HFTTDetector, optional
+        The detector whose encoder embeds images for every concept.
+    """
+
+    concepts: Any
+    fingerprint: str
+    detector: Any = None
+
+    @classmethod
+    def from_concepts(cls, concepts: Any, *, device: str | None = None) -> ConceptScorer:
+        """The scorer of a :class:`~skhftt.detectors.composite.MultiConceptDetector`.
+
+        Parameters
+        ----------
+        concepts : MultiConceptDetector
+        device : str, optional
+            Run the shared encoder here instead of on its ``device``.
+        """
+        digest = hashlib.sha256()
+        for name, concept in concepts.concepts.items():
+            part = ShardScorer.from_detector(concept.detector)
+            digest.update(repr((name, part.fingerprint, concept.unwanted,
+                                concept.offset)).encode())
+        return cls(concepts, digest.hexdigest()[:32], _with_device(concepts.detector, device))
+
+    @property
+    def dim(self) -> int:
+        """Width of the embedding space."""
+        return int(self.concepts.detector.embedding_dim_)
+
+    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
+        """Every concept's log-odds, float64 ``(n, n_concepts)``."""
+        return self.concepts.log_odds(embeddings)
+
+    def manifest(self) -> dict[str, Any]:
+        """``detector``, ``encoder``, and each concept's ``name``, ``unwanted`` and ``offset``.
+
+        ``offset`` is NaN: each concept has its own.
+        """
+        described = [{"name": name, "unwanted": concept.unwanted, "offset": concept.offset}
+                     for name, concept in self.concepts.concepts.items()]
+        return {"detector": self.fingerprint, "offset": float("nan"),
+                "encoder": self._identity(), "concepts": described}
+
+    def writer(self, target: str | os.PathLike[str], manifest: dict[str, Any], *,
+               row_group_rows: int) -> ConceptShardWriter:
+        """A :class:`~skhftt.batch.output.ConceptShardWriter` of these concepts."""
+        return ConceptShardWriter(target, manifest, self.concepts, row_group_rows=row_group_rows)
+
+    def model_free(self) -> ConceptScorer:
+        """This scorer without the encoder's detector (the concepts' heads stay)."""
+        return dataclasses.replace(self, detector=None)
+
+
+def make_scorer(detector: Any, *, device: str | None = None) -> Scorer:
+    """The scorer of a fitted detector, a multi-concept detector, or a scorer as it is.
+
+    Parameters
+    ----------
+    detector : HFTTDetector, MultiConceptDetector or Scorer
+    device : str, optional
+        Run the encoder here instead of on the detector's ``device``.
+    """
+    from skhftt.detectors.composite import MultiConceptDetector
+
+    if isinstance(detector, MultiConceptDetector):
+        return ConceptScorer.from_concepts(detector, device=device)
+    if isinstance(detector, Scorer):
+        return detector
+    return ShardScorer.from_detector(detector, device=device)
