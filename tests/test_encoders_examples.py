@@ -29,5 +29,5 @@ def test_quickstart_reports_an_unreachable_hub(capsys, monkeypatch):
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     namespace = runpy.run_path(str(EXAMPLE), run_name="quickstart")
-    assert namespace["main"](["--encoder", "skhftt-tests/no-such-clip"]) == 1
+    assert namespace["main"](["--encoder", "skhftt-tests/no-such-clip"]) == 2
     assert "unreachable" in capsys.readouterr().err

@@ -389,7 +389,7 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, embedding_dim_)
+        ndarray of shape (n_samples, dim)
             Unit float32 rows.
 
         Raises
