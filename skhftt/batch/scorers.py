@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import joblib
 import numpy as np
 
 from skhftt.batch.output import ConceptShardWriter, ShardWriter
@@ -88,6 +89,32 @@ def _digest_head(head: Any, offset: float, identity: str | None) -> str:
             digest.update(repr(value).encode())
     digest.update(repr((float(offset), identity)).encode())
     return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class DetectorHead:
+    """A fitted detector without an HFTT ``head_``, scoring blocks of embeddings.
+
+    The zero-shot and image-fitted detectors score embeddings with their own
+    ``score_samples``; the block's "log-odds" are then those scores, and the
+    decision is ``score - offset_`` as the detector's own ``decision_function``.
+    """
+
+    detector: Any
+
+    @property
+    def kind(self) -> str:
+        """The detector's class name."""
+        return type(self.detector).__name__
+
+    @property
+    def dim(self) -> int:
+        """Width of the embedding space."""
+        return int(self.detector.embedding_dim_)
+
+    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
+        """The detector's ``score_samples`` of unit embeddings, float64 ``(n,)``."""
+        return np.asarray(self.detector.score_samples(embeddings), dtype=np.float64)
 
 
 class _DetectorEncoder:
@@ -173,16 +200,15 @@ class ShardScorer(_DetectorEncoder):
         """
         from sklearn.utils.validation import check_is_fitted
 
+        check_is_fitted(detector)
         head = getattr(detector, "head_", None)
-        if head is None or not hasattr(head, "log_odds"):
-            check_is_fitted(detector)
-            raise TypeError(
-                f"streaming scoring needs a detector with a fitted head_ (such as "
-                f"HFTTDetector); got a {type(detector).__name__}."
-            )
         detector = _with_device(detector, device)
         identity = detector.encoder_identity_
         offset = float(detector.offset_)
+        if head is None or not hasattr(head, "log_odds"):
+            head = DetectorHead(detector)
+            return cls(head, offset, joblib.hash((head.kind, detector, offset, identity)),
+                       detector)
         return cls(head, offset, _digest_head(head, offset, identity), detector)
 
     @property

@@ -28,21 +28,8 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-ENCODER_KINDS = {"local": "local directory", "hub": "Hub id", "precomputed": "precomputed"}
-
-
-def _encoder(detector: Any, pickled: bool) -> str:
-    """The encoder spec a detector was fitted with, and what it is."""
-    from skhftt.embedding.embedder import resolvable_spec, spec_kind
-
-    spec = getattr(detector, "encoder_spec_", None)
-    if spec is None and pickled:  # skhftt 0.1 pickles record no fitted spec
-        spec = resolvable_spec(detector.encoder)
-    if spec is not None:
-        return f"{spec} ({ENCODER_KINDS[spec_kind(spec)]})"
-    if pickled:
-        return f"an encoder object ({type(detector.encoder).__name__}), in the pickle"
-    return "none saved: fitted with an encoder object; give the model with --encoder"
+ENCODER_KINDS = {"local": "local directory", "hub": "Hub id", "precomputed": "precomputed",
+                 "object": "encoder object"}
 
 
 def _names(names: Any) -> str:
@@ -51,53 +38,89 @@ def _names(names: Any) -> str:
     return f"{len(names)}: {shown}" + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
 
 
-def _written_by(path: str) -> str:
-    import skhftt
+def _saved_facts(path: str) -> dict[str, Any]:
+    """What a .safetensors detector holds, from its header alone (no estimator is built).
 
-    if not path.endswith(".safetensors"):
-        return f"unknown (joblib file; this is skhftt {skhftt.__version__})"
+    Returns the kind, the parameters, the fitted scalars and lists, the
+    skhftt version that wrote it and the shape of every saved array.
+    """
     import json
 
     from safetensors import safe_open
 
     with safe_open(path, framework="numpy") as handle:
-        return json.loads(handle.metadata()["skhftt"]).get("skhftt_version", "unknown")
+        raw = (handle.metadata() or {}).get("skhftt")
+        if raw is None:
+            raise ValueError(f"{path!r} is a safetensors file but not a skhftt detector.")
+        config = json.loads(raw)
+        shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    return {"kind": config["kind"], "params": config["params"], "fitted": config["fitted"],
+            "version": config.get("skhftt_version", "unknown"), "shapes": shapes}
 
 
-def _rows(detector: Any, path: str, pickled: bool) -> dict[str, Any]:
-    """What to print, by what this kind of detector has."""
+def _pickled_facts(path: str) -> dict[str, Any]:
+    """The same facts from a loaded joblib/pickle detector."""
+    import skhftt
+    from skhftt.embedding.embedder import resolvable_spec
+
+    detector = load_detector_file(path, encoder=None)
+    state = detector._fitted_state()
+    fitted = {key: value for key, value in state.items() if not hasattr(value, "shape")}
+    if fitted.get("encoder_spec_") is None:  # skhftt 0.1 pickles record no fitted spec
+        fitted["encoder_spec_"] = resolvable_spec(detector.encoder)
+    return {"kind": type(detector).__name__, "params": detector.get_params(deep=False),
+            "fitted": fitted,
+            "version": f"unknown (joblib file; this is skhftt {skhftt.__version__})",
+            "encoder_object": type(detector.encoder).__name__,
+            "shapes": {key: value.shape for key, value in state.items()
+                       if hasattr(value, "shape")}}
+
+
+def _encoder(facts: dict[str, Any]) -> str:
+    from skhftt.embedding.embedder import spec_kind
+
+    spec = facts["fitted"].get("encoder_spec_")
+    if spec is not None:
+        return f"{spec} ({ENCODER_KINDS[spec_kind(spec)]})"
+    if "encoder_object" in facts:
+        return f"an encoder object ({facts['encoder_object']}), in the pickle"
+    return "none saved: fitted with an encoder object; give the model with --encoder"
+
+
+def _rows(facts: dict[str, Any], path: str) -> dict[str, Any]:
+    """What to print, by what this kind of detector holds."""
+    fitted, shapes = facts["fitted"], facts["shapes"]
     rows: dict[str, Any] = {
         "file": f"{path} ({os.path.getsize(path):,} bytes)",
-        "detector": type(detector).__name__,
-        "encoder": _encoder(detector, pickled),
-        "fitted with": detector.encoder_identity_ or "precomputed embeddings",
-        "embedding width": detector.embedding_dim_,
+        "detector": facts["kind"],
+        "encoder": _encoder(facts),
+        "fitted with": fitted.get("encoder_identity_") or "precomputed embeddings",
+        "embedding width": fitted["embedding_dim_"],
     }
-    if hasattr(detector, "task_names_"):
-        rows["task columns"] = _names(detector.task_names_)
-    if hasattr(detector, "head_"):
-        rows["learned columns (K)"] = detector.trainable_columns_.shape[0]
-        rows["temperature"] = detector.head_.temperature
-    if hasattr(detector, "negative_columns_"):
-        rows["negative columns"] = detector.negative_columns_.shape[0]
-    if hasattr(detector, "classes_"):
-        rows["classes"] = _names(detector.classes_)
-    if hasattr(detector, "reference_embeddings_"):
-        rows["reference images"] = detector.reference_embeddings_.shape[0]
-    rows["threshold"] = f"{detector.threshold} (score offset {detector.offset_:.4f})"
-    rows["written by skhftt"] = _written_by(path)
+    if "task_names_" in fitted:
+        rows["task columns"] = _names(fitted["task_names_"])
+    learned = shapes.get("head_.trainable_columns")
+    if learned is not None:
+        rows["learned columns (K)"] = learned[0]
+        rows["temperature"] = fitted.get("head_.temperature")
+    if "negative_columns_" in shapes:
+        rows["negative columns"] = shapes["negative_columns_"][0]
+    if "classes_" in fitted or "classes_" in shapes:
+        classes = fitted.get("classes_")
+        rows["classes"] = _names(classes) if classes is not None else shapes["classes_"][0]
+    if "reference_embeddings_" in shapes:
+        rows["reference images"] = shapes["reference_embeddings_"][0]
+    threshold = facts["params"].get("threshold")
+    rows["threshold"] = f"{threshold} (score offset {fitted['offset_']:.4f})"
+    rows["written by skhftt"] = facts["version"]
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
     """Print a detector summary; see ``skhftt info --help``."""
-    from skhftt.embedding.encoders.registry import PRECOMPUTED
-
-    # A file keeps the fitted spec whatever encoder it is loaded with, and one of a
-    # detector fitted with an encoder object loads only with another encoder.
     pickled = not args.detector.endswith(".safetensors")
-    detector = load_detector_file(args.detector, encoder=None if pickled else PRECOMPUTED)
-    rows = _rows(detector, args.detector, pickled)
+    facts = _pickled_facts(args.detector) if pickled else _saved_facts(args.detector)
+    rows = _rows(facts, args.detector)
     width = max(len(key) for key in rows) + 2
     for key, value in rows.items():
         print(f"{key + ':':<{width}}{value}")

@@ -17,15 +17,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
-from skhftt.embedding.device import resolve_device
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.embedding.encoders.registry import PRECOMPUTED, resolve_encoder, split_spec
 from skhftt.embedding.inputs import Texts, to_embeddings
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Embedder", "EmbeddingSpace", "embeds_images", "resolvable_spec", "spec_kind"]
 
@@ -244,6 +245,9 @@ class Embedder:
         ValueError
             An unknown or unavailable device.
         """
+        # torch is imported only here, so reading a detector's spec stays light.
+        from skhftt.embedding.device import resolve_device
+
         return resolve_device(self.device)
 
     def space(self, dim: int) -> EmbeddingSpace:

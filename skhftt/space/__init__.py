@@ -11,16 +11,11 @@ list or mapping of prompts turned into columns (:func:`parse_task`,
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from skhftt.space.head import HFTTHead, logsumexp_rows
-from skhftt.space.objective import (
-    focal_weights,
-    hftt_loss,
-    log_p_in_out,
-    normalize_rows,
-    task_logsumexp,
-)
 from skhftt.space.task import TaskItems, parse_task, task_columns
-from skhftt.space.training import TrainingResult, train_trainable_columns
 from skhftt.space.validation import (
     UNIT_TOLERANCE,
     check_embeddings,
@@ -46,3 +41,28 @@ __all__ = [
     "task_logsumexp",
     "train_trainable_columns",
 ]
+
+if TYPE_CHECKING:
+    from skhftt.space.objective import (
+        focal_weights,
+        hftt_loss,
+        log_p_in_out,
+        normalize_rows,
+        task_logsumexp,
+    )
+    from skhftt.space.training import TrainingResult, train_trainable_columns
+
+# The torch half (loss and training) loads on first use: scoring, checking
+# embeddings and reading detector files need numpy only.
+_TORCH_MODULES = {
+    "skhftt.space.objective": ("focal_weights", "hftt_loss", "log_p_in_out",
+                               "normalize_rows", "task_logsumexp"),
+    "skhftt.space.training": ("TrainingResult", "train_trainable_columns"),
+}
+
+
+def __getattr__(name: str) -> object:
+    for module, names in _TORCH_MODULES.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module 'skhftt.space' has no attribute {name!r}")
