@@ -137,3 +137,49 @@ def test_evaluate_without_matplotlib_stops_before_any_work(tmp_path):
     assert done.stderr == ('skhftt evaluate: error: -o/--output-dir draws roc.png with '
                            'matplotlib, which is not installed: pip install "skhftt[plot]"\n')
     assert done.stdout == "" and not (tmp_path / "report").exists()
+
+
+def test_a_failure_no_rerun_can_fix_is_said_so_and_exits_2(precomputed, tmp_path, capsys):
+    # Embeddings of width 5 for a detector of width 16 fail every time.
+    np.save(tmp_path / "a.npy", np.eye(3, 5, dtype=np.float32))
+    np.save(tmp_path / "b.npy", np.eye(3, 5, dtype=np.float32))
+    code = main(["score", str(precomputed / "det.joblib"), str(tmp_path / "a.npy"),
+                 str(tmp_path / "b.npy"), "-o", str(tmp_path / "out")])
+    message = capsys.readouterr().err
+    assert code == 2
+    assert "2 shard(s) failed" in message and "A rerun cannot help" in message
+    assert "Rerun to retry" not in message
+
+
+def test_a_passing_failure_is_reported_as_retryable():
+    from skhftt.batch.run import ScoringError, ScoringReport
+
+    report = ScoringReport(output_dir="out", failed={"a": "OSError: disk full",
+                                                     "b": "ValueError: width 5"},
+                           permanent={"b"})
+    error = ScoringError(report)
+    assert not error.permanent
+    assert "1 of them failed for reasons a rerun cannot fix" in str(error)
+    assert "retry the other 1" in str(error)
+
+
+def test_images_for_a_text_only_encoder_fail_before_any_shard(tmp_path):
+    from skhftt.batch import score_shards
+
+    class TextOnly:
+        identity, dim, modalities = "text-only:4", 4, ("text",)
+
+        def encode_text(self, texts, *, batch_size=256, show_progress=False):
+            rows = np.ones((len(texts), 4), np.float32)
+            return rows / 2.0
+
+        def encode_image(self, images, *, batch_size=256):
+            raise AssertionError("never called")
+
+    with pytest.warns(UserWarning, match="embeds texts only"):
+        det = HFTTDetector(encoder=TextOnly(), n_embeddings=1, cache_dir=False,
+                           random_state=0).fit(["a", "b", "c"], ["d"])
+    write_images(tmp_path / "imgs", 2, bad=False)
+    with pytest.raises(ValueError, match="embeds texts only, so it cannot score images"):
+        score_shards(det, tmp_path / "imgs", tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.parquet"))

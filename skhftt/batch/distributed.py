@@ -73,11 +73,11 @@ def _task(
     return score_shard(scorer, shard, output_dir, **options)
 
 
-def _failure(future: Any) -> str:
+def _failure(future: Any) -> BaseException:
     try:
-        return describe(future.exception())
+        return future.exception()
     except Exception as exc:  # a cancelled future has no exception of its own
-        return f"task {future.status}: {describe(exc)}"
+        return RuntimeError(f"task {future.status}: {describe(exc)}")
 
 
 def score_on_dask(

@@ -53,6 +53,16 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a rerun would fail the same way.
+
+    Bad values and types (a shard of the wrong width, images for a text-only
+    encoder, a missing package) fail again on every run; I/O errors, lost
+    workers and memory pressure may not.
+    """
+    return isinstance(exc, (ValueError, TypeError, ImportError, NotImplementedError))
+
+
 class FileImages:
     """Image files; ``ids[i]`` names file ``paths[i]`` as the user gave it."""
 

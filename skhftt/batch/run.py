@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skhftt.batch.images import describe
-from skhftt.batch.output import INSTALL_HINT, is_done, output_path, remove_partials
+from skhftt.batch.images import describe, is_permanent
+from skhftt.batch.output import is_done, output_path, remove_partials
 from skhftt.batch.scorers import Scorer, ShardScorer, make_scorer
 from skhftt.batch.shards import DEFAULT_SHARD_SIZE, Shard, discover_shards
 from skhftt.batch.task import DEFAULT_BLOCK_ROWS, ShardResult, score_shard
+from skhftt.embedding.embedder import embeds_images
 
 __all__ = [
     "ScoringError",
@@ -47,6 +48,9 @@ class ScoringReport:
     failed : dict of str to str
         Shards that could not be scored, with the reason; their outputs are
         not written, and a rerun tries them again.
+    permanent : set of str
+        Of the failed shards, those whose error a rerun cannot fix (bad
+        values or types rather than I/O or lost workers).
     n_rows : int
         Rows written by this run.
     n_errors : int
@@ -57,6 +61,7 @@ class ScoringReport:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    permanent: set[str] = field(default_factory=set)
     n_rows: int = 0
     n_errors: int = 0
 
@@ -93,10 +98,24 @@ class ScoringError(RuntimeError):
         more = len(report.failed) - 3
         if more > 0:
             reasons += f"; and {more} more"
+        retryable = len(report.failed) - len(report.permanent)
+        if not retryable:
+            advice = ("A rerun cannot help: these errors come from the inputs or the "
+                      "detector, not from chance; fix them, then rerun (finished shards "
+                      "are kept).")
+        elif report.permanent:
+            advice = (f"{len(report.permanent)} of them failed for reasons a rerun cannot fix; "
+                      f"rerun to retry the other {retryable} (finished shards are kept).")
+        else:
+            advice = "Rerun to retry them; finished shards are kept."
         super().__init__(
-            f"{len(report.failed)} shard(s) failed ({reasons}). {report.summary()}. "
-            "Rerun to retry them; finished shards are kept."
+            f"{len(report.failed)} shard(s) failed ({reasons}). {report.summary()}. {advice}"
         )
+
+    @property
+    def permanent(self) -> bool:
+        """True when every failure is one a rerun cannot fix."""
+        return set(self.report.failed) == self.report.permanent
 
 
 def _progress_bar(shards: Sequence[Shard], verbose: int) -> Any:
@@ -201,7 +220,8 @@ def score_shards(
     """
     _check_positive(batch_size=batch_size, num_workers=num_workers, block_rows=block_rows)
     if importlib.util.find_spec("pyarrow") is None:
-        raise ImportError(f"score_shards writes parquet files with pyarrow: {INSTALL_HINT}")
+        raise ImportError("score_shards writes parquet files with pyarrow, which skhftt "
+                          "installs; reinstall it: pip install \"pyarrow>=14\"")
     scorer = make_scorer(detector, device=device)
     if isinstance(inputs, (list, tuple)) and inputs and all(
         isinstance(item, Shard) for item in inputs
@@ -227,8 +247,13 @@ def score_shards(
     if any(not shard.has_embeddings for shard in todo):
         scorer.check_encoder()
         scorer.device()
-        if client is None:
-            scorer.encoder()
+        if client is None and not embeds_images(scorer.encoder()):
+            # Every image shard would fail alike: say it once, before any work.
+            raise ValueError(
+                f"the detector's encoder {scorer.encoder().identity!r} embeds texts only, so "
+                "it cannot score images; fit the detector with a joint text-image model "
+                "(CLIP, SigLIP), or score embedding shards."
+            )
     options = {"batch_size": batch_size, "num_workers": num_workers, "block_rows": block_rows}
     with _progress_bar(todo, verbose) as bar:
         if client is None:
@@ -244,7 +269,9 @@ def score_shards(
             if isinstance(outcome, ShardResult):
                 report.add(outcome)
             else:
-                report.failed[shard.name] = outcome
+                report.failed[shard.name] = describe(outcome)
+                if is_permanent(outcome):
+                    report.permanent.add(shard.name)
             bar.set_postfix(shards=f"{len(report.written) + len(report.failed)}/{len(todo)}")
     remove_partials(folder)
     if report.failed:
@@ -269,10 +296,10 @@ def _score_here(
     folder: Path,
     options: dict[str, int],
     progress: Callable[[int], object],
-) -> Iterator[tuple[Shard, ShardResult | str]]:
+) -> Iterator[tuple[Shard, ShardResult | BaseException]]:
     """Score shards one after the other in this process; a failure is reported, not raised."""
     for shard in shards:
         try:
             yield shard, score_shard(scorer, shard, folder, progress=progress, **options)
         except Exception as exc:  # one shard's failure is recorded; the job goes on
-            yield shard, describe(exc)
+            yield shard, exc

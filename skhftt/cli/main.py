@@ -103,7 +103,8 @@ def _status_of(exc: Exception) -> int | None:
     # Only a command that imported the batch runner can have raised its ScoringError.
     run = sys.modules.get("skhftt.batch.run")
     if run is not None and isinstance(exc, run.ScoringError):
-        return EXIT_FAILED
+        # A rerun cannot fix a permanent failure: report it as a usage error.
+        return EXIT_USAGE if exc.permanent else EXIT_FAILED
     if isinstance(exc, (OSError, ValueError, TypeError, ImportError)):
         return EXIT_USAGE
     return None

@@ -138,6 +138,7 @@ class _TextOnlyEncoder:
         self.encoder = encoder
         self.identity = encoder.identity
         self.dim = encoder.dim
+        self.modalities = ("text",)
         # The persistent cache keeps embeddings only of encoders that vouch for them.
         self.stable_identity = getattr(encoder, "stable_identity", False)
 
