@@ -44,9 +44,10 @@ def fitted(embeddings):
     path = embeddings / "det.joblib"
     done = _skhftt("fit", "-o", path, "--encoder", "precomputed", "--task-file",
                    embeddings / "task.npy", "--world", embeddings / "world.npy",
-                   "--n-embeddings", 4, "--seed", 1)
+                   "--n-embeddings", 4, "--seed", 1, "--detector", "hftt")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"wrote {str(path)!r}: 3 task column(s), 4 learned, width 16")
+    assert done.stdout.startswith(
+        f"wrote {str(path)!r}: HFTTDetector, 3 task column(s), 4 learned, width 16")
     return path
 
 
@@ -54,7 +55,7 @@ def test_fit_writes_safetensors_and_info_describes_it(tmp_path, embeddings):
     path = tmp_path / "det.safetensors"
     assert main(["fit", "-o", str(path), "--encoder", "precomputed", "--task-file",
                  str(embeddings / "task.npy"), "--world", str(embeddings / "world.npy"),
-                 "--temperature", "0.05", "--threshold", "0.3"]) == 0
+                 "--temperature", "0.05", "--threshold", "0.3", "--detector", "hftt"]) == 0
     done = _skhftt("info", path)
     assert done.returncode == 0, done.stderr
     lines = dict(line.split(":", 1) for line in done.stdout.splitlines())
@@ -66,6 +67,47 @@ def test_fit_writes_safetensors_and_info_describes_it(tmp_path, embeddings):
     assert lines["temperature"].strip() == "0.05"
     assert lines["threshold"].strip().startswith("0.3 (score offset -0.8473")
     assert "bytes" in lines["file"] and lines["written by skhftt"].strip()[0].isdigit()
+
+
+def test_fit_uses_the_ensemble_by_default_and_selects_it_from_texts(tmp_path, embeddings,
+                                                                      capsys):
+    from skhftt.detectors import HFTTEnsembleDetector, load_detector
+    from skhftt.testing import build_tiny_clip
+
+    common = ["--encoder", "precomputed", "--task-file", str(embeddings / "task.npy"),
+              "--world", str(embeddings / "world.npy")]
+    assert main(["fit", "-o", str(tmp_path / "default.safetensors"), *common]) == 0
+    default = load_detector(tmp_path / "default.safetensors")
+    assert type(default) is HFTTEnsembleDetector
+    assert (default.temperature, default.mcm_weight) == (0.01, 0.5)
+
+    # Selection holds out some prompts of each item: class names with templates.
+    (tmp_path / "templates.txt").write_text(
+        "a photo of a {}.\na drawing of a {}.\na close-up of a {}.\n")
+    (tmp_path / "world.txt").write_text("\n".join(WORLD))
+    build_tiny_clip(tmp_path / "tiny")
+    capsys.readouterr()
+    assert main(["fit", "-o", str(tmp_path / "chosen.safetensors"), "--task", "apple",
+                 "pear", "plum", "--templates", str(tmp_path / "templates.txt"), "--world",
+                 str(tmp_path / "world.txt"), "--encoder", str(tmp_path / "tiny"),
+                 "--device", "cpu", "--n-embeddings", "2", "--select", "ood"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("held-out FPR95") == 9
+    chosen = out.split("selected ")[1].split(" from the texts")[0]
+    selected = load_detector(tmp_path / "chosen.safetensors")
+    assert chosen == f"T={selected.temperature:g}, w={selected.mcm_weight:g}"
+
+
+def test_fit_detector_options_name_their_flags(tmp_path, embeddings, capsys):
+    common = ["fit", "-o", str(tmp_path / "d.joblib"), "--encoder", "precomputed",
+              "--task-file", str(embeddings / "task.npy"), "--world",
+              str(embeddings / "world.npy")]
+    assert main([*common, "--detector", "hftt", "--select", "ood"]) == 2
+    assert main([*common, "--detector", "hftt", "--threshold", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--select chooses the ensemble's settings" in err
+    assert "--threshold with --detector hftt is a probability" in err
+    assert not (tmp_path / "d.joblib").exists()
 
 
 def test_fit_texts_with_templates(tmp_path, capsys):

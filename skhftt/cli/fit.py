@@ -17,7 +17,6 @@ from skhftt.cli._common import (
     positive,
     positive_float,
     read_world,
-    unit_interval,
 )
 
 SUMMARY = "fit a detector on texts and save it"
@@ -61,6 +60,16 @@ def add_parser(commands: Any) -> None:
                         help="Hugging Face model id, local model folder (e.g. one saved on "
                              "another machine, for offline use), open_clip:ARCH/TAG, or "
                              "precomputed (default: %(default)s)")
+    parser.add_argument("--detector", choices=("ensemble", "hftt"), default="ensemble",
+                        help="ensemble: HFTT blended with MCM's zero-shot score, calibrated "
+                             "on the world texts, the detector that led on both kinds of job "
+                             "in benchmarks/RESULTS.md; hftt: the paper's method as published "
+                             "(default: %(default)s)")
+    parser.add_argument("--select", choices=("ood", "concept"),
+                        help="choose the ensemble's --temperature and MCM weight from the "
+                             "texts alone (held-out prompts, task items and world texts), "
+                             "for a task of classes to keep (ood) or an unwanted concept "
+                             "(concept); fits 19 detectors")
     parser.add_argument("--n-embeddings", type=positive, default=10, metavar="K",
                         help="learned columns (default: %(default)s)")
     parser.add_argument("--temperature", type=positive_float, default=0.01,
@@ -69,10 +78,12 @@ def add_parser(commands: Any) -> None:
                         help="focal exponent of the world texts' weights: 0 weighs every "
                              "world text equally, larger values focus training on world texts "
                              "that still look like the task (default: %(default)s)")
-    parser.add_argument("--threshold", type=unit_interval, default=0.5,
-                        help="probability of the task above which an input matches; not a "
-                             "calibrated probability, so prefer the rules of 'skhftt filter' "
-                             "to decide what to remove (default: %(default)s)")
+    parser.add_argument("--threshold", type=float,
+                        help="operating point: for hftt the probability of the task above "
+                             "which an input matches (default 0.5), for ensemble a cut-off "
+                             "on its calibrated score (default 0); neither is a calibrated "
+                             "probability, so prefer the rules of 'skhftt filter' to decide "
+                             "what to remove")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="encoder device (default: auto)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -120,21 +131,48 @@ def _check_precomputed(args: argparse.Namespace) -> None:
                          "embeddings with --world FILE.npy.")
 
 
+def _check_detector_options(args: argparse.Namespace) -> None:
+    if args.select is not None and args.detector != "ensemble":
+        raise ValueError("--select chooses the ensemble's settings; use it with "
+                         "--detector ensemble.")
+    if args.detector == "hftt" and args.threshold is not None and not 0 < args.threshold < 1:
+        raise ValueError(f"--threshold with --detector hftt is a probability, strictly "
+                         f"between 0 and 1; got {args.threshold}.")
+
+
 def _detector(args: argparse.Namespace) -> Any:
     """The unfitted detector the options describe."""
-    from skhftt import HFTTDetector
+    from skhftt.detectors import HFTTDetector, HFTTEnsembleDetector
 
-    return HFTTDetector(
+    kind = HFTTEnsembleDetector if args.detector == "ensemble" else HFTTDetector
+    options = {} if args.threshold is None else {"threshold": args.threshold}
+    return kind(
         encoder=encoder_spec(args.encoder),
         n_embeddings=args.n_embeddings,
         temperature=args.temperature,
         gamma=args.gamma,
-        threshold=args.threshold,
         templates=None if args.imagenet else _templates(args.templates),
         device=args.device,
         random_state=args.seed,
         verbose=args.verbose,
+        **options,
     )
+
+
+def _fit(detector: Any, world: Any, task: Any, job: str | None) -> Any:
+    """``detector`` fitted, or, with a ``job``, the grid candidate chosen from texts."""
+    if job is None:
+        return detector.fit(world, task)
+    from skhftt.evaluation import ensemble_grid, select_detector
+
+    templates = detector.templates
+    result = select_detector(ensemble_grid(detector), world, task, job=job,
+                             templates=templates)
+    for name in result.ranking():
+        print(f"  {name}: held-out FPR95 {result.criteria[name]['fpr95']:.4f}, "
+              f"AUROC {result.criteria[name]['auroc']:.4f}")
+    print(f"selected {result.best_name} from the texts alone")
+    return result.best_estimator
 
 
 def _save(detector: Any, path: str) -> None:
@@ -153,12 +191,14 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.output, "-o/--output")
     check_device(args.device)
     _check_precomputed(args)
+    _check_detector_options(args)
     task = _task(args)
     world = read_world(args)
     detector = _detector(args)
     with encoder_errors(detector.encoder):
-        detector.fit(world, task)
+        detector = _fit(detector, world, task, args.select)
     _save(detector, args.output)
-    print(f"wrote {args.output!r}: {len(detector.task_names_)} task column(s), "
-          f"{args.n_embeddings} learned, width {detector.embedding_dim_}")
+    print(f"wrote {args.output!r}: {type(detector).__name__}, "
+          f"{len(detector.task_names_)} task column(s), {args.n_embeddings} learned, "
+          f"width {detector.embedding_dim_}")
     return 0

@@ -24,7 +24,7 @@ from skhftt.evaluation.metrics import (
     ood_metrics,
 )
 from skhftt.evaluation.plotting import ScoreHistogramDisplay, plot_roc
-from skhftt.evaluation.selection import SelectionResult, select_detector
+from skhftt.evaluation.selection import SelectionResult, ensemble_grid, select_detector
 
 __all__ = [
     "CORRUPTIONS",
@@ -35,6 +35,7 @@ __all__ = [
     "aupr_out",
     "auroc",
     "corrupt_image",
+    "ensemble_grid",
     "fpr_at_tpr",
     "get_scorer",
     "get_scorer_names",

@@ -42,10 +42,13 @@ from skhftt.evaluation.metrics import ood_metrics
 from skhftt.space.task import parse_task
 from skhftt.space.validation import check_embeddings, is_string_sequence
 
-__all__ = ["SelectionResult", "select_detector"]
+__all__ = ["SelectionResult", "ensemble_grid", "select_detector"]
 
 JOBS = ("ood", "concept")
 SCORINGS = ("fpr95", "auroc")
+# The grid bench_proxy_ood measured; ensemble_grid's defaults.
+ENSEMBLE_TEMPERATURES = (0.01, 0.02, 0.05)
+ENSEMBLE_MCM_WEIGHTS = (0.0, 0.25, 0.5)
 
 
 @dataclass
@@ -110,6 +113,34 @@ def _task_mapping(names: Sequence[str], prompts: Sequence[list], keep: np.ndarra
     if prompts and isinstance(prompts[0][0], str):
         return {names[i]: list(prompts[i]) for i in keep}
     return {names[i]: np.stack(prompts[i]) for i in keep}
+
+
+def ensemble_grid(
+    detector: Any,
+    *,
+    temperatures: Sequence[float] = ENSEMBLE_TEMPERATURES,
+    mcm_weights: Sequence[float] = ENSEMBLE_MCM_WEIGHTS,
+) -> dict[str, Any]:
+    """Candidates for :func:`select_detector`: an ensemble detector over a grid.
+
+    The grid measured in ``benchmarks/RESULTS.md`` (bench_proxy_ood): HFTT's
+    temperature times the weight of MCM's score (0 is plain HFTT at that
+    temperature).
+
+    Parameters
+    ----------
+    detector : HFTTEnsembleDetector
+        Unfitted; every candidate is a clone with ``temperature`` and
+        ``mcm_weight`` set.
+    temperatures, mcm_weights : sequence of float
+
+    Returns
+    -------
+    dict of str to detector
+        ``"T=<t>, w=<w>"`` -> candidate.
+    """
+    return {f"T={t:g}, w={w:g}": clone(detector).set_params(temperature=t, mcm_weight=w)
+            for t in temperatures for w in mcm_weights}
 
 
 def select_detector(
