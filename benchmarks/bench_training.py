@@ -138,13 +138,16 @@ def main() -> None:
     parser.add_argument("--world", type=int, default=234_450)
     parser.add_argument("--compare-steps", type=int, default=20)
     parser.add_argument("--direct-steps", type=int, default=20)
+    parser.add_argument("--device", default="cpu",
+                        help="where the end-to-end fits train (the per-step comparisons "
+                             "run on the CPU)")
     parser.add_argument("--cache-dir", default=None,
                         help="cache of the real sample and the generated embeddings "
                              "(default ~/.cache/skhftt-bench)")
     args = parser.parse_args()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.device}, "
           f"load {os.getloadavg()[0]:.1f}")
     data = _realistic.realistic_embeddings(args.classes, args.prompts, args.world,
                                            cache_dir=args.cache_dir)
@@ -153,7 +156,7 @@ def main() -> None:
     print(f"task: {args.classes} classes x {args.prompts} prompts, world {args.world}, "
           f"d={data.task.shape[1]}, K=10, batch 256")
 
-    epoch_s, det = fit_seconds(data.world, task)
+    epoch_s, det = fit_seconds(data.world, task, device=args.device)
     n_steps = det.history_[0]["n_batches"]
     print(f"skhftt, realistic: one epoch ({n_steps} steps) in {epoch_s:.1f} s end to end, "
           f"{det.history_[0]['duration_s']:.1f} s of it in the training loop, "
@@ -177,7 +180,7 @@ def main() -> None:
     world = unit_rows(rng, len(data.world), data.task.shape[1])
     random_task = {f"class {c}": prompts[c * args.prompts : (c + 1) * args.prompts]
                    for c in range(args.classes)}
-    random_s, random_det = fit_seconds(world, random_task)
+    random_s, random_det = fit_seconds(world, random_task, device=args.device)
     print(f"skhftt, random unit vectors: one epoch in {random_s:.1f} s")
     step_s = direct_step_seconds(prompts, random_det.task_columns_, world, n_embeddings=10,
                                  batch_size=256, steps=args.direct_steps)

@@ -20,8 +20,12 @@ nothing)::
     python -c "from skhftt.testing import build_tiny_clip; build_tiny_clip('tiny-clip')"
     python examples/quickstart_images.py --encoder tiny-clip --world-words 2000
 
-A higher score means "more like the task texts"; ``+1`` marks images the
-detector assigns to the task, ``-1`` those it does not. Errors are one line,
+The detector is :class:`~skhftt.HFTTEnsembleDetector`, the one that led on
+both kinds of job in ``benchmarks/RESULTS.md`` (HFTT blended with MCM's
+zero-shot score). A higher score means "more like the task texts"; ``+1``
+marks images that score at least as high as a median world text on both
+scores, ``-1`` the others -- a ranking aid, not a removal rule (see the
+README's removal rules). Errors are one line,
 ``quickstart_images.py: error: ...``, with exit status 2, as in ``skhftt``.
 """
 
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skhftt import HFTTDetector
+from skhftt import HFTTEnsembleDetector
 from skhftt.corpora import load_world_corpus, read_texts
 from skhftt.embedding.encoders import DEFAULT_ENCODER, EncoderUnavailableError
 from skhftt.embedding.images import has_image_extension
@@ -106,7 +110,7 @@ def world_corpus(args: argparse.Namespace) -> list[str] | None:
 def rank(args: argparse.Namespace, folder: Path) -> None:
     files = image_files(folder)
     task = args.task or DEFAULT_TASK
-    detector = HFTTDetector(
+    detector = HFTTEnsembleDetector(
         encoder=args.encoder, device=args.device, cache_dir=args.cache_dir, random_state=0
     )
     started = time.perf_counter()
@@ -122,15 +126,15 @@ def rank(args: argparse.Namespace, folder: Path) -> None:
 
     started = time.perf_counter()
     scores = detector.decision_function(files)
-    labels = np.where(scores > 0, 1, -1)
-    p_task = detector.predict_proba(files)[:, 1]
+    # predict's rule, without a second pass over the images: +1 from 0 up.
+    labels = np.where(scores >= 0, 1, -1)
     print(f"Scored {len(files)} images in {time.perf_counter() - started:.1f} s.\n")
 
-    print(f"{'rank':>4}  {'score':>9}  {'P(task)':>7}  {'label':>5}  image")
+    print(f"{'rank':>4}  {'score':>9}  {'label':>5}  image")
     for position, index in enumerate(np.argsort(-scores), start=1):
         print(
-            f"{position:>4}  {scores[index]:>9.3f}  {p_task[index]:>7.3f}  "
-            f"{labels[index]:>+5d}  {files[index].relative_to(folder)}"
+            f"{position:>4}  {scores[index]:>9.3f}  {labels[index]:>+5d}  "
+            f"{files[index].relative_to(folder)}"
         )
 
 

@@ -2,6 +2,8 @@
 
 The estimator is :class:`HFTTDetector`; see its docstring for the method
 (HFTT, Lee et al., NeurIPS 2024) and the scikit-learn conventions it follows.
+:class:`HFTTEnsembleDetector` blends it with MCM's zero-shot score and is
+the detector recommended for both OOD and unwanted-concept removal.
 
 The packages, in the direction data flows:
 
@@ -24,18 +26,23 @@ from skhftt import _moved
 from skhftt._show_versions import show_versions
 
 if TYPE_CHECKING:
+    from skhftt.detectors.ensemble import HFTTEnsembleDetector
     from skhftt.detectors.hftt import HFTTDetector
     from skhftt.space.head import HFTTHead
 
 _moved.install()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["HFTTDetector", "HFTTHead", "__version__", "show_versions"]
+__all__ = ["HFTTDetector", "HFTTEnsembleDetector", "HFTTHead", "__version__", "show_versions"]
 
 # Imported on first use, so that ``import skhftt.cli`` (``skhftt --help``)
 # does not pay for scikit-learn and torch.
-_LAZY = {"HFTTDetector": "skhftt.detectors.hftt", "HFTTHead": "skhftt.space.head"}
+_LAZY = {
+    "HFTTDetector": "skhftt.detectors.hftt",
+    "HFTTEnsembleDetector": "skhftt.detectors.ensemble",
+    "HFTTHead": "skhftt.space.head",
+}
 
 
 def __getattr__(name: str) -> object:

@@ -96,6 +96,10 @@ def test_fit_uses_the_ensemble_by_default_and_selects_it_from_texts(tmp_path, em
     chosen = out.split("selected ")[1].split(" from the texts")[0]
     selected = load_detector(tmp_path / "chosen.safetensors")
     assert chosen == f"T={selected.temperature:g}, w={selected.mcm_weight:g}"
+    # What the default fit writes, explain shows: its HFTT member's columns.
+    assert main(["explain", str(tmp_path / "chosen.safetensors"), "--world",
+                 str(tmp_path / "world.txt"), "-k", "2"]) == 0
+    assert capsys.readouterr().out.startswith("learned_0: ")
 
 
 def test_fit_detector_options_name_their_flags(tmp_path, embeddings, capsys):

@@ -56,7 +56,6 @@ def test_readme_opens_with_the_job_the_tests_and_the_offline_route():
                          ids=lambda path: path.name)
 def test_the_first_example_runs_as_written(page, tiny_clip_dir, monkeypatch, tmp_path):
     import skhftt
-    from skhftt import HFTTDetector
     from skhftt.corpora import load_world_corpus
     from skhftt.testing import write_sample_images
 
@@ -64,8 +63,10 @@ def test_the_first_example_runs_as_written(page, tiny_clip_dir, monkeypatch, tmp
     assert "RemovalRule(" in example and ".predict(" not in example
     small_world = load_world_corpus(300)
     # The same code, on the tiny random CLIP and a small world corpus: no download.
-    monkeypatch.setattr(skhftt, "HFTTDetector", lambda **params: HFTTDetector(
-        encoder=tiny_clip_dir, device="cpu", **params))
+    for name in ("HFTTDetector", "HFTTEnsembleDetector"):
+        kind = getattr(skhftt, name)
+        monkeypatch.setattr(skhftt, name, lambda kind=kind, **params: kind(
+            encoder=tiny_clip_dir, device="cpu", **params))
     monkeypatch.setattr("skhftt.corpora.load_world_corpus", lambda *args: small_world)
     images = [str(path) for path in write_sample_images(tmp_path)]
     namespace = {"clean_images": images[:4], "images": images}

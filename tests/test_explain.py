@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from _synthetic import make_task_world
 
-from skhftt import HFTTDetector
+from skhftt import HFTTDetector, HFTTEnsembleDetector
+from skhftt.detectors import MCMDetector
 from skhftt.embedding import Texts
 from skhftt.embedding.encoders.hashing import HashingEncoder
 from skhftt.removal.explain import explain_scores, nearest_texts
@@ -42,6 +43,28 @@ def test_explain_scores_names_the_dominant_column(text_detector):
         explanation.scores,
         text_detector.score_samples(texts),
     )
+
+
+def test_an_ensemble_is_explained_by_its_hftt_columns_and_scored_by_its_blend():
+    det = HFTTEnsembleDetector(encoder=HashingEncoder(dim=64), random_state=0, n_embeddings=3,
+                               calibration_size=100).fit(
+        WORLD, {"fruit": ["a photo of an apple", "a photo of a banana"],
+                "animal": ["a photo of a dog", "a photo of a horse"]})
+    texts = Texts(["a photo of an apple", "a bus and a train"])
+    explanation = explain_scores(det, texts)
+    np.testing.assert_allclose(explanation.scores, det.score_samples(texts))
+    assert explanation.column[0] == "fruit"
+    embeddings = HashingEncoder(dim=64).encode_text(list(texts))
+    logits = embeddings @ np.concatenate([det.task_columns_, det.trainable_columns_]).T
+    names = ["fruit", "animal", "learned_0", "learned_1", "learned_2"]
+    assert explanation.column == [names[i] for i in logits.argmax(1)]
+    assert list(nearest_texts(det, WORLD, k=2)) == ["learned_0", "learned_1", "learned_2"]
+
+
+def test_a_detector_without_learned_columns_is_refused():
+    det = MCMDetector(encoder=HashingEncoder(dim=64)).fit(None, ["a photo of an apple"])
+    with pytest.raises(TypeError, match="got a MCMDetector, which has no learned columns"):
+        explain_scores(det, Texts(["a bus"]))
 
 
 def test_precomputed_detector_needs_embeddings():

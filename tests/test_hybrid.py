@@ -122,6 +122,18 @@ def test_ensemble_weight_zero_ranks_as_hftt(data):
                                   np.argsort(hftt.score_samples(data["test"]), kind="stable"))
 
 
+def test_ensemble_of_one_task_column_is_hftt_alone(data):
+    """MCM's softmax over a single column is always 1: no spread to calibrate on."""
+    one = {"only": data["prompts"][:3]}
+    det = HFTTEnsembleDetector(encoder="precomputed", random_state=0, device="cpu").fit(
+        data["world"], one)
+    hftt = HFTTDetector(encoder="precomputed", random_state=0, device="cpu").fit(
+        data["world"], one)
+    np.testing.assert_array_equal(np.argsort(det.score_samples(data["test"]), kind="stable"),
+                                  np.argsort(hftt.score_samples(data["test"]), kind="stable"))
+    assert det.calibration_[3] == 1.0 and np.isfinite(det.score_samples(data["test"])).all()
+
+
 def test_ensemble_round_trips(data, tmp_path):
     det = _ensemble(data, 0.5)
     det.save(tmp_path / "ens.safetensors")

@@ -33,7 +33,7 @@ from _scoring_data import (
 )
 from _synthetic import unit
 
-from skhftt import HFTTDetector
+from skhftt import HFTTDetector, HFTTEnsembleDetector
 from skhftt.batch import (
     ScoringError,
     ShardScorer,
@@ -42,6 +42,7 @@ from skhftt.batch import (
     read_manifest,
     score_shards,
 )
+from skhftt.detectors import MCMDetector
 from skhftt.embedding.encoders.hashing import HashingEncoder
 
 
@@ -310,6 +311,29 @@ def test_image_folder_keeps_a_row_for_every_bad_file(tmp_path, det):
     good = [name for name in files if name not in BAD_IMAGES]
     _check_against([by_id[str(files[n])] for n in good], det, [str(files[n]) for n in good])
     assert report.n_errors == 3
+
+
+@pytest.mark.parametrize("kind", [MCMDetector, HFTTEnsembleDetector])
+def test_detectors_without_an_hftt_head_score_around_the_bad_rows(tmp_path, kind):
+    """Failed rows hold zeros, which a detector's own score_samples refuses."""
+    params = {"random_state": 0, "calibration_size": 50} if kind is HFTTEnsembleDetector else {}
+    det = kind(encoder=HashingEncoder(dim=DIM), **params).fit(
+        [f"a photo of {word}" for word in "a dog cat car bus sea lake tree hill road".split()]
+        * 5, {"apple": ["a ripe apple", "a red apple"], "pear": ["a pear", "a green pear"]})
+    files = write_images(tmp_path / "pics", 4)
+    report = score_shards(det, tmp_path / "pics", tmp_path / "out", batch_size=2)
+    assert (report.n_rows, report.n_errors, dict(report.failed)) == (7, 3, {})
+    by_id = {row["id"]: row for row in _rows(tmp_path / "out", "pics-00000")}
+    good = [str(path) for name, path in files.items() if name not in BAD_IMAGES]
+    assert all(by_id[str(files[name])]["score"] is None for name in BAD_IMAGES)
+    _check_against([by_id[path] for path in good], det, good)
+
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    for name in BAD_IMAGES:
+        (only_bad / name).write_bytes(files[name].read_bytes())
+    report = score_shards(det, only_bad, tmp_path / "out_bad")
+    assert (report.n_rows, report.n_errors) == (3, 3)
 
 
 def test_missing_file_in_a_list_is_an_error_row(tmp_path, det):

@@ -1,4 +1,4 @@
-"""``skhftt explain``: what an HFTT detector learned, and why it scored inputs as it did."""
+"""``skhftt explain``: what HFTT or the ensemble learned, and why inputs scored as they did."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def add_parser(commands: Any) -> None:
     """Add ``skhftt explain`` to the subcommands."""
     parser = command_parser(
         commands, "explain", SUMMARY,
-        "For each learned column of an HFTT detector, print the world texts nearest to it; "
+        "For each learned column of an HFTT or ensemble detector, print the world texts "
+        "nearest to it; "
         "for each input given, print its score and the column (a task item or a learned "
         "one) that dominated it. Give the inputs right after the detector. Unreadable "
         "images are reported and skipped, as 'skhftt score' does.",
@@ -104,14 +105,13 @@ def _world_embeddings(args: argparse.Namespace, world: Sequence[str], dim: int,
 
 def run(args: argparse.Namespace) -> int:
     """Print nearest texts and per-input explanations; see ``skhftt explain --help``."""
-    from skhftt import HFTTDetector
     from skhftt.corpora import load_world_corpus
     from skhftt.embedding.encoders.registry import PRECOMPUTED
-    from skhftt.removal.explain import explain_scores, nearest_texts
+    from skhftt.removal.explain import EXPLAINABLE, explain_scores, nearest_texts
 
     detector = load_detector_file(args.paths[0], encoder=args.encoder)
-    if not isinstance(detector, HFTTDetector):
-        raise ValueError(f"explain shows the learned columns of an HFTT detector; "
+    if not isinstance(detector, EXPLAINABLE):
+        raise ValueError(f"explain shows the learned columns of an HFTT or ensemble detector; "
                          f"{args.paths[0]!r} holds a {type(detector).__name__} (score, "
                          "filter, evaluate and info work with it).")
     names, values = _inputs(args.paths[1:])

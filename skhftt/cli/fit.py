@@ -22,6 +22,8 @@ from skhftt.cli._common import (
 SUMMARY = "fit a detector on texts and save it"
 EXAMPLES = """\
   skhftt fit -o dogs.safetensors --task 'a dog' 'a puppy' --world-words 20000
+  skhftt fit -o weapons.safetensors --task-file weapons.txt --templates imagenet --select concept
+  skhftt fit -o paper.safetensors --task 'a dog' --detector hftt
   skhftt fit -o imagenet.safetensors --imagenet --encoder open_clip:ViT-B-16/openai
   skhftt fit -o birds.joblib --task-file birds.txt --templates imagenet -v
   skhftt fit -o offline.safetensors --task flower --encoder /path/to/clip-dir

@@ -99,10 +99,13 @@ def _rows(facts: dict[str, Any], path: str) -> dict[str, Any]:
     }
     if "task_names_" in fitted:
         rows["task columns"] = _names(fitted["task_names_"])
-    learned = shapes.get("head_.trainable_columns")
+    # An HFTT head's parts are saved as head_.*; the ensemble and hybrid keep theirs.
+    learned = shapes.get("head_.trainable_columns", shapes.get("trainable_columns_"))
     if learned is not None:
         rows["learned columns (K)"] = learned[0]
-        rows["temperature"] = fitted.get("head_.temperature")
+        rows["temperature"] = fitted.get("head_.temperature", facts["params"].get("temperature"))
+    if "mcm_weight" in facts["params"]:
+        rows["MCM weight"] = facts["params"]["mcm_weight"]
     if "negative_columns_" in shapes:
         rows["negative columns"] = shapes["negative_columns_"][0]
     if "classes_" in fitted or "classes_" in shapes:

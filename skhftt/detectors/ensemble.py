@@ -40,7 +40,9 @@ class HFTTEnsembleDetector(BaseTextDetector):
         score(x) = (1 - w) * (h(x) - med_h) / iqr_h + w * (m(x) - med_m) / iqr_m
 
     with ``w = mcm_weight``. ``mcm_weight=0`` is HFTT alone (same ranking),
-    ``1`` MCM alone. Choose ``mcm_weight`` and ``temperature`` with
+    ``1`` MCM alone. A task of one column (a single concept, say) gives MCM
+    nothing to compare: its softmax is always 1, so the blend is HFTT alone.
+    Choose ``mcm_weight`` and ``temperature`` with
     :func:`skhftt.evaluation.select_detector`, from texts.
 
     Parameters
@@ -207,11 +209,14 @@ class HFTTEnsembleDetector(BaseTextDetector):
                                      member.trainable_columns_)
         quartiles = np.percentile(scores, [25, 50, 75], axis=0)
         spread = quartiles[2] - quartiles[0]
-        if not (spread > 0).all():
+        if not (spread > 0).any():
             raise ValueError(
                 "the world corpus gives no spread of scores to calibrate on (its "
                 "inter-quartile range is 0); give a larger, more varied world corpus."
             )
+        # A member that is constant over the world (MCM of one task column, whose
+        # softmax is always 1) adds nothing; unit spread keeps its term at 0.
+        spread = np.where(spread > 0, spread, 1.0)
         self._set_fitted({
             **space_state(data.space),
             "task_names_": list(data.task.names),

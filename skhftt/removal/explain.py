@@ -15,21 +15,33 @@ from typing import Literal
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from skhftt.detectors.ensemble import HFTTEnsembleDetector
 from skhftt.detectors.hftt import HFTTDetector
 from skhftt.embedding.cache import encode_texts
 from skhftt.embedding.images import load_image
+from skhftt.space.head import HFTTHead
 from skhftt.space.validation import check_embeddings, check_texts
 
-__all__ = ["ScoreExplanation", "explain_scores", "learned_column_names", "nearest_texts"]
+__all__ = [
+    "EXPLAINABLE",
+    "ScoreExplanation",
+    "explain_scores",
+    "learned_column_names",
+    "nearest_texts",
+]
+
+EXPLAINABLE = (HFTTDetector, HFTTEnsembleDetector)
+"""The detector kinds with learned columns, which these functions explain."""
+Explainable = HFTTDetector | HFTTEnsembleDetector
 
 
-def learned_column_names(detector: HFTTDetector) -> list[str]:
+def learned_column_names(detector: Explainable) -> list[str]:
     """Names of the trainable columns: ``learned_0``, ``learned_1``, …"""
     return [f"learned_{index}" for index in range(detector.trainable_columns_.shape[0])]
 
 
 def nearest_texts(
-    detector: HFTTDetector,
+    detector: Explainable,
     texts: Sequence[str],
     *,
     embeddings: np.ndarray | None = None,
@@ -39,7 +51,7 @@ def nearest_texts(
 
     Parameters
     ----------
-    detector : HFTTDetector
+    detector : HFTTDetector or HFTTEnsembleDetector
         A fitted detector.
     texts : sequence of str
         Candidate texts, typically the world corpus the detector was fitted on.
@@ -88,8 +100,8 @@ class ScoreExplanation:
     Attributes
     ----------
     scores : ndarray of shape (n,)
-        The log-odds, as ``score_samples`` returns them; NaN for inputs that
-        could not be read.
+        ``score_samples`` (HFTT's log-odds; an ensemble's blended score); NaN
+        for inputs that could not be read.
     column : list of str or None
         The column holding the most softmax mass: a task name or
         ``learned_i``; None for inputs that could not be read.
@@ -110,12 +122,21 @@ class ScoreExplanation:
 
 
 def _check_hftt(detector: object, who: str) -> None:
-    if not isinstance(detector, HFTTDetector):
+    if not isinstance(detector, EXPLAINABLE):
         raise TypeError(
-            f"{who} explains the task and learned columns of an HFTTDetector; got a "
-            f"{type(detector).__name__}, which has no learned columns."
+            f"{who} explains the task and learned columns of an HFTTDetector or "
+            f"HFTTEnsembleDetector; got a {type(detector).__name__}, which has no "
+            "learned columns."
         )
     check_is_fitted(detector)
+
+
+def _head(detector: Explainable) -> HFTTHead:
+    """The softmax head over task and learned columns (an ensemble's HFTT member's)."""
+    if isinstance(detector, HFTTDetector):
+        return detector.head_
+    return HFTTHead(detector.task_columns_, detector.trainable_columns_,
+                    float(detector.temperature))
 
 
 def _decode(items: Sequence[object]) -> tuple[list[object], list[str | None]]:
@@ -131,9 +152,12 @@ def _decode(items: Sequence[object]) -> tuple[list[object], list[str | None]]:
     return images, errors
 
 
-def _explain_embeddings(detector: HFTTDetector, embeddings: np.ndarray) -> ScoreExplanation:
-    logits = detector.head_.logits(embeddings)
-    scores = detector.head_.log_odds_of_logits(logits)
+def _explain_embeddings(detector: Explainable, embeddings: np.ndarray) -> ScoreExplanation:
+    head = _head(detector)
+    logits = head.logits(embeddings)
+    # An ensemble's score is its blend; the columns explain its HFTT member.
+    scores = (head.log_odds_of_logits(logits) if isinstance(detector, HFTTDetector)
+              else detector.score_samples(embeddings))
     logits = logits.astype(np.float64)
     best = logits.argmax(axis=1)
     peak = logits[np.arange(len(best)), best]
@@ -141,13 +165,13 @@ def _explain_embeddings(detector: HFTTDetector, embeddings: np.ndarray) -> Score
     return ScoreExplanation(
         scores=scores,
         column=[names[i] for i in best],
-        is_task_column=best < detector.head_.n_task_columns,
+        is_task_column=best < head.n_task_columns,
         share=1.0 / np.exp(logits - peak[:, None]).sum(axis=1),
         errors=[None] * len(best),
     )
 
 
-def _explain_readable(detector: HFTTDetector, items: Sequence[object]) -> ScoreExplanation:
+def _explain_readable(detector: Explainable, items: Sequence[object]) -> ScoreExplanation:
     """Explain the items that decode; the others get their error and no score."""
     images, errors = _decode(items)
     readable = np.array([error is None for error in errors], dtype=bool)
@@ -169,7 +193,7 @@ def _explain_readable(detector: HFTTDetector, items: Sequence[object]) -> ScoreE
 
 
 def explain_scores(
-    detector: HFTTDetector,
+    detector: Explainable,
     X: object,
     *,
     on_error: Literal["raise", "record"] = "raise",
@@ -178,7 +202,7 @@ def explain_scores(
 
     Parameters
     ----------
-    detector : HFTTDetector
+    detector : HFTTDetector or HFTTEnsembleDetector
         A fitted detector.
     X : images, texts or embeddings
         Anything ``detector.embed`` accepts.
@@ -195,7 +219,7 @@ def explain_scores(
     Raises
     ------
     TypeError
-        ``detector`` is not an HFTTDetector.
+        ``detector`` is neither an HFTTDetector nor an HFTTEnsembleDetector.
     """
     _check_hftt(detector, "explain_scores")
     if on_error not in ("raise", "record"):
