@@ -122,6 +122,28 @@ def unit_rows(embeddings: Any, *, what: str) -> np.ndarray:
     return array / norms
 
 
+def pil_images(images: Any) -> list[Any]:
+    """``images`` as a list, checked to be PIL images (``encode_image``'s input).
+
+    Raises
+    ------
+    TypeError
+        An item is not a PIL image; the message points to ``to_embeddings``,
+        which decodes paths, arrays and tensors.
+    """
+    from PIL import Image
+
+    images = list(images)
+    for index, image in enumerate(images):
+        if not isinstance(image, Image.Image):
+            raise TypeError(
+                f"encode_image expects PIL images; item {index} is "
+                f"{type(image).__name__}. skhftt.embedding.inputs.to_embeddings accepts "
+                "paths, arrays and tensors."
+            )
+    return images
+
+
 class TorchEncoder:
     """Base class: a named torch model that embeds texts and images.
 

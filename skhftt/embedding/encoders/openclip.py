@@ -45,6 +45,7 @@ from skhftt.embedding.encoders._torch import (
     TorchEncoder,
     cached_model,
     check_precision,
+    pil_images,
     unit_rows,
 )
 
@@ -432,16 +433,7 @@ class OpenCLIPEncoder(TorchEncoder):
         Use :func:`skhftt.embedding.inputs.to_embeddings` for file paths, arrays and
         tensors: it decodes and converts them to RGB PIL images first.
         """
-        from PIL import Image
-
-        images = list(images)
-        for index, image in enumerate(images):
-            if not isinstance(image, Image.Image):
-                raise TypeError(
-                    f"encode_image expects PIL images; item {index} is "
-                    f"{type(image).__name__}. skhftt.embedding.inputs.to_embeddings accepts "
-                    "paths, arrays and tensors."
-                )
+        images = pil_images(images)
         model, preprocess, _ = self.model
 
         def embed_batch(batch: list[Any]) -> torch.Tensor:

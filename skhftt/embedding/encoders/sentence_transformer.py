@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from skhftt.embedding.encoders._hub import load_pretrained, model_location
-from skhftt.embedding.encoders._torch import LoadedModel, TorchEncoder, unit_rows
+from skhftt.embedding.encoders._torch import LoadedModel, TorchEncoder, pil_images, unit_rows
 
 if TYPE_CHECKING:
     import torch
@@ -141,19 +141,7 @@ class SentenceTransformerEncoder(TorchEncoder):
         show_progress: bool = False,
     ) -> np.ndarray:
         """Embed texts; returns float32 ``(len(texts), dim)`` unit rows."""
-        texts = list(texts)
-        if not texts:
-            return np.empty((0, self.dim), dtype=np.float32)
-        model = self.model
-        with self.inference_context():
-            embeddings = model.encode(
-                texts,
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=show_progress,
-            )
-        return unit_rows(embeddings, what="text embeddings")
+        return self._encode(list(texts), batch_size, show_progress, what="text embeddings")
 
     def encode_image(
         self,
@@ -167,34 +155,31 @@ class SentenceTransformerEncoder(TorchEncoder):
         Use :func:`skhftt.embedding.inputs.to_embeddings` for file paths, arrays and
         tensors: it decodes and converts them to RGB PIL images first.
         """
-        from PIL import Image
-
-        images = list(images)
-        for index, image in enumerate(images):
-            if not isinstance(image, Image.Image):
-                raise TypeError(
-                    f"encode_image expects PIL images; item {index} is "
-                    f"{type(image).__name__}. skhftt.embedding.inputs.to_embeddings accepts "
-                    "paths, arrays and tensors."
-                )
+        images = pil_images(images)
         if not images:
             return np.empty((0, self.dim), dtype=np.float32)
-        model = self.model
-        modalities = getattr(model, "modalities", None)
+        modalities = getattr(self.model, "modalities", None)
         if modalities is not None and "image" not in modalities:
             raise ValueError(
                 f"The encoder {self.identity!r} embeds only {', '.join(modalities)}, "
                 "not images; use a CLIP or SigLIP model for images."
             )
+        return self._encode(images, batch_size, show_progress, what="image embeddings")
+
+    def _encode(self, items: list[Any], batch_size: int, show_progress: bool, *,
+                what: str) -> np.ndarray:
+        """sentence-transformers' ``encode`` of texts or images, as unit float32 rows."""
+        if not items:
+            return np.empty((0, self.dim), dtype=np.float32)
         with self.inference_context():
-            embeddings = model.encode(
-                images,
+            embeddings = self.model.encode(
+                items,
                 batch_size=batch_size,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
                 show_progress_bar=show_progress,
             )
-        return unit_rows(embeddings, what="image embeddings")
+        return unit_rows(embeddings, what=what)
 
     def pixel_transform(self) -> PixelTransform | None:
         """The model's image preprocessing as a picklable callable, or None.
