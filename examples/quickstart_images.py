@@ -86,7 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "292,073 (best, but slow to embed without a GPU)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--cache-dir", type=Path, help="on-disk cache of text embeddings")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="folder of the text-embedding cache; None is skhftt's user "
+                        "cache, ~/.cache/skhftt or $SKHFTT_CACHE_DIR")
     return parser.parse_args(argv)
 
 
