@@ -381,7 +381,8 @@ def test_random_init_identity_is_a_weights_digest(arch, images):
         np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-5)
     assert clone(encoder) is encoder
     restored = pickle.loads(pickle.dumps(encoder))
-    np.testing.assert_array_equal(restored.encode_text(["a dog"]), texts[1:])
+    # The same batch: a batch of another size may round differently in BLAS.
+    np.testing.assert_array_equal(restored.encode_text(["a photo of a cat", "a dog"]), texts)
 
 
 def test_one_encoder_per_spec(weights, arch):
