@@ -113,8 +113,17 @@ class DetectorHead:
         return int(self.detector.embedding_dim_)
 
     def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
-        """The detector's ``score_samples`` of unit embeddings, float64 ``(n,)``."""
-        return np.asarray(self.detector.score_samples(embeddings), dtype=np.float64)
+        """The detector's ``score_samples`` of unit embeddings, float64 ``(n,)``.
+
+        Rows of zeros stand for inputs that failed to read (their errors are
+        recorded beside them); a detector's own ``score_samples`` refuses a
+        zero vector, so they are not scored and get NaN.
+        """
+        scores = np.full(embeddings.shape[0], np.nan)
+        readable = embeddings.any(axis=1)
+        if readable.any():
+            scores[readable] = self.detector.score_samples(embeddings[readable])
+        return scores
 
 
 class _DetectorEncoder:

@@ -15,8 +15,6 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import numpy as np
-
 from skhftt.batch.embeddings import Block, embedding_blocks
 from skhftt.batch.images import image_blocks
 from skhftt.batch.output import output_path
@@ -34,32 +32,6 @@ class ShardResult:
     name: str
     n_rows: int
     n_errors: int
-
-
-def _block_scores(scorer: Scorer, block: Block) -> np.ndarray:
-    """The scores of a block's readable rows; NaN for the rows that failed.
-
-    A failed row holds zeros, which a detector's own ``score_samples``
-    refuses (a zero vector has no direction), so it is never scored.
-    """
-    if block.errors is None:
-        return scorer.log_odds(block.embeddings)
-    readable = np.array([error is None for error in block.errors], dtype=bool)
-    if readable.all():
-        return scorer.log_odds(block.embeddings)
-    # Scored with at least one row so that the shape of a row's scores is known.
-    scored = scorer.log_odds(block.embeddings[readable] if readable.any()
-                             else _unit_row(block.embeddings.shape[1]))
-    scores = np.full((len(readable), *scored.shape[1:]), np.nan, dtype=scored.dtype)
-    if readable.any():
-        scores[readable] = scored
-    return scores
-
-
-def _unit_row(dim: int) -> np.ndarray:
-    row = np.zeros((1, dim), dtype=np.float32)
-    row[0, 0] = 1.0
-    return row
 
 
 def _blocks(scorer: Scorer, shard: Shard, batch_size: int, num_workers: int,
@@ -129,7 +101,7 @@ def score_shard(
     target = output_path(output_dir, shard.name)
     with scorer.writer(target, manifest, row_group_rows=block_rows) as writer:
         for block in blocks:
-            writer.write(block.ids, _block_scores(scorer, block), block.errors)
+            writer.write(block.ids, scorer.log_odds(block.embeddings), block.errors)
             if progress is not None:
                 progress(len(block))
     return ShardResult(shard.name, writer.n_rows, writer.n_errors)

@@ -167,9 +167,8 @@ def _fit(detector: Any, world: Any, task: Any, job: str | None) -> Any:
         return detector.fit(world, task)
     from skhftt.evaluation import ensemble_grid, select_detector
 
-    templates = detector.templates
     result = select_detector(ensemble_grid(detector), world, task, job=job,
-                             templates=templates)
+                             templates=detector.templates)
     for name in result.ranking():
         print(f"  {name}: held-out FPR95 {result.criteria[name]['fpr95']:.4f}, "
               f"AUROC {result.criteria[name]['auroc']:.4f}")
