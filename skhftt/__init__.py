@@ -22,15 +22,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from skhftt import _moved
 from skhftt._show_versions import show_versions
 
 if TYPE_CHECKING:
     from skhftt.detectors.ensemble import HFTTEnsembleDetector
     from skhftt.detectors.hftt import HFTTDetector
     from skhftt.space.head import HFTTHead
-
-_moved.install()
 
 __version__ = "0.2.0"
 

@@ -26,7 +26,6 @@ from skhftt.detectors import (
     MCMDetector,
     MSPDetector,
     NegLabelDetector,
-    NegLabelHFTTDetector,
     save_detector,
 )
 
@@ -42,9 +41,6 @@ def _fitted(kind):
     if kind is CSPDetector:
         return kind(encoder="precomputed", candidates=pool, n_negatives=0.1, n_groups=2,
                     random_state=0).fit(None, task)
-    if kind is NegLabelHFTTDetector:
-        return kind(encoder="precomputed", candidates=pool, n_negatives=20, n_embeddings=3,
-                    random_state=0).fit(world, task)
     if kind is NegLabelDetector:
         return kind(encoder="precomputed", n_negatives=20, n_groups=2).fit(world, task)
     if kind in (MSPDetector, MahalanobisDetector):
@@ -55,7 +51,7 @@ def _fitted(kind):
 
 
 KINDS = [HFTTDetector, HFTTEnsembleDetector, MCMDetector, MaxLogitDetector, EnergyDetector,
-         NegLabelDetector, CSPDetector, NegLabelHFTTDetector, MSPDetector, MahalanobisDetector,
+         NegLabelDetector, CSPDetector, MSPDetector, MahalanobisDetector,
          KNNDetector]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,50 +132,7 @@ def test_only_the_compat_module_touches_sklearn_privates():
                 assert not any(a.name.startswith("_") for a in node.names), module
 
 
-OLD_NAMES = [
-    ("skhftt.baselines", "MCMDetector", "skhftt.detectors"),
-    ("skhftt.image_baselines", "KNNDetector", "skhftt.detectors"),
-    ("skhftt.detector", "HFTTDetector", "skhftt"),
-    ("skhftt.composite", "MultiConceptDetector", "skhftt.detectors"),
-    ("skhftt.persistence", "load_detector", "skhftt.detectors"),
-    ("skhftt.head", "HFTTHead", "skhftt"),
-    ("skhftt.objective", "hftt_loss", "skhftt.space"),
-    ("skhftt.training", "train_trainable_columns", "skhftt.space"),
-    ("skhftt.inputs", "Texts", "skhftt.embedding"),
-    ("skhftt.encoders", "resolve_encoder", "skhftt.embedding.encoders"),
-    ("skhftt.encoders.cache", "encode_texts", "skhftt.embedding.cache"),
-    ("skhftt.encoders.hashing", "HashingEncoder", "skhftt.embedding.encoders.hashing"),
-    ("skhftt.thresholds", "conformal_fdr", "skhftt.removal"),
-    ("skhftt.filtering", "RemovalRule", "skhftt.removal"),
-    ("skhftt.explain", "explain_scores", "skhftt.removal"),
-    ("skhftt.metrics", "ood_metrics", "skhftt.evaluation"),
-    ("skhftt.plotting", "ScoreHistogramDisplay", "skhftt.evaluation"),
-    ("skhftt.scoring", "score_shards", "skhftt.batch"),
-    ("skhftt.scoring.shards", "discover_shards", "skhftt.batch"),
-    ("skhftt.corpora", "make_corruption_set", "skhftt.evaluation"),
-]
-
-
-@pytest.mark.parametrize(("old", "name", "new"), OLD_NAMES)
-def test_names_of_0_1_still_import_the_same_objects(old, name, new):
-    assert getattr(importlib.import_module(old), name) is getattr(
-        importlib.import_module(new), name)
-
-
-def test_a_detector_pickled_under_an_old_module_name_loads():
-    import pickle
-
-    import numpy as np
-
-    from skhftt.detectors import MCMDetector
-
-    det = MCMDetector(encoder="precomputed").fit(None, np.eye(3, 8))
-    # What skhftt 0.1 wrote: the class under its old module (protocol 0 names
-    # globals as text lines, so the name can be swapped without re-framing).
-    payload = pickle.dumps(det, protocol=0).replace(
-        b"skhftt.detectors.zero_shot", b"skhftt.baselines")
-    assert b"skhftt.baselines" in payload
-    restored = pickle.loads(payload)
-    assert type(restored) is MCMDetector
-    np.testing.assert_array_equal(restored.score_samples(np.eye(3, 8)),
-                                  det.score_samples(np.eye(3, 8)))
+def test_importing_skhftt_installs_no_import_hook():
+    code = ("import sys; before = list(sys.meta_path); import skhftt, skhftt.detectors; "
+            "assert sys.meta_path == before, sys.meta_path")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -99,7 +99,7 @@ def _rows(facts: dict[str, Any], path: str) -> dict[str, Any]:
     }
     if "task_names_" in fitted:
         rows["task columns"] = _names(fitted["task_names_"])
-    # An HFTT head's parts are saved as head_.*; the ensemble and hybrid keep theirs.
+    # An HFTT head's parts are saved as head_.*; the ensemble keeps its own.
     learned = shapes.get("head_.trainable_columns", shapes.get("trainable_columns_"))
     if learned is not None:
         rows["learned columns (K)"] = learned[0]

@@ -57,9 +57,3 @@ __all__ = [
     "world_words",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # The image defects moved to skhftt.evaluation: corpora holds texts only.
-    from skhftt._moved import moved_attribute
-
-    return moved_attribute(__name__, name)

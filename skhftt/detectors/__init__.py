@@ -7,8 +7,6 @@
   :class:`MahalanobisDetector`, :class:`KNNDetector`.
 * :class:`HFTTEnsembleDetector` -- HFTT blended with MCM, both calibrated on
   the world texts.
-* :class:`NegLabelHFTTDetector` -- HFTT with mined negative labels beside its
-  trained columns, in one softmax head.
 * :class:`MultiConceptDetector` -- several detectors in one encoder pass.
 * :func:`save_detector` / :func:`load_detector` -- pickle-free persistence.
 """
@@ -18,7 +16,6 @@ from __future__ import annotations
 from skhftt.detectors.composite import Concept, ConceptReport, MultiConceptDetector
 from skhftt.detectors.ensemble import HFTTEnsembleDetector
 from skhftt.detectors.hftt import HFTTDetector
-from skhftt.detectors.hybrid import NegLabelHFTTDetector
 from skhftt.detectors.image_fitted import (
     KNNDetector,
     MahalanobisDetector,
@@ -48,7 +45,6 @@ __all__ = [
     "MaxLogitDetector",
     "MultiConceptDetector",
     "NegLabelDetector",
-    "NegLabelHFTTDetector",
     "kth_neighbour_similarity",
     "load_detector",
     "save_detector",
