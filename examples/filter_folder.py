@@ -1,10 +1,11 @@
 """Filter a folder of images with the ``skhftt`` command line: fit, score, filter.
 
-A detector is fitted from texts alone (``skhftt fit``), every image of a
-folder is scored into parquet files (``skhftt score``), and the scores become
-keep/remove lists and a folder of symlinks to the kept images
-(``skhftt filter``). Unreadable images are listed in ``errors.txt``, neither
-kept nor removed.
+A detector is fitted from texts alone for a remove job (``skhftt fit
+--remove``: images of flowers, trees and gardens are the ones to remove; its
+temperature is chosen from the texts), every image of a folder is scored
+into parquet files (``skhftt score``), and the scores become keep/remove
+lists and a folder of symlinks to the kept images (``skhftt filter``).
+Unreadable images are listed in ``errors.txt``, neither kept nor removed.
 
 By default this runs offline in seconds on a tiny random CLIP built on the
 spot and the sample photographs that ship with scikit-learn; its decisions
@@ -50,8 +51,8 @@ def run(args: argparse.Namespace) -> None:
         write_sample_images(images)
         (images / "broken.jpg").write_bytes(b"not an image")
 
-    detector = work / "nature.safetensors"
-    skhftt("fit", "-o", detector, "--task", "flower", "tree", "garden", "--templates",
+    detector = work / "plants.safetensors"
+    skhftt("fit", "-o", detector, "--remove", "flower", "tree", "garden", "--templates",
            "imagenet", "--world-words", 2000, "--encoder", encoder, "--device", "cpu")
     skhftt("info", detector)
     # The detector records its model folder as an absolute path: no --encoder needed.

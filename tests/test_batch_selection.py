@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -65,17 +66,27 @@ def test_keep_and_remove_split_the_scored_rows(tmp_path, det):
     assert read_manifest(tmp_path / "kept" / "img_emb_0.parquet") is None  # not a score file
 
 
-def test_unwanted_match_and_a_threshold_on_oriented_scores(tmp_path, det):
+def test_a_remove_job_and_a_threshold_on_oriented_scores(tmp_path, det):
     _laion(tmp_path / "laion", [20])
-    score_shards(det, tmp_path / "laion", tmp_path / "scores")
+    remove_job = copy.deepcopy(det).set_params(unwanted="match")
+    score_shards(remove_job, tmp_path / "laion", tmp_path / "scores")
     scores = np.array([row["score"] for row in _rows(tmp_path / "scores" / "img_emb_0.parquet")])
-    match = select_rows(tmp_path / "scores", tmp_path / "match", keep=False, unwanted="match")
+    match = select_rows(tmp_path / "scores", tmp_path / "match", keep=False)
     assert match.n_selected == int((scores - det.offset_ >= 0).sum())
     cut = float(np.sort(scores)[15])  # oriented = score: remove the 4 highest
     top = select_rows(tmp_path / "scores", tmp_path / "top", keep=False, unwanted="match",
                       threshold=cut, columns=["key"])
     removed = [row["key"] for row in _rows(tmp_path / "top" / "img_emb_0.parquet")]
     assert top.n_selected == 4 and removed == [f"0-{i}" for i in range(20) if scores[i] > cut]
+    with pytest.raises(ValueError, match="unwanted='mismatch' contradicts the job recorded"):
+        select_rows(tmp_path / "scores", tmp_path / "low", keep=False, unwanted="mismatch")
+
+
+def test_a_keep_job_removes_below_its_threshold(tmp_path, det):
+    _laion(tmp_path / "laion", [20])
+    score_shards(det, tmp_path / "laion", tmp_path / "scores")
+    scores = np.array([row["score"] for row in _rows(tmp_path / "scores" / "img_emb_0.parquet")])
+    cut = float(np.sort(scores)[15])
     low = select_rows(tmp_path / "scores", tmp_path / "low", keep=False, threshold=-cut)
     assert low.n_selected == int((scores < cut).sum())
 
@@ -98,9 +109,9 @@ def test_concept_outputs_use_their_remove_column(tmp_path):
     rng = np.random.default_rng(2)
     world = unit(rng.normal(size=(300, DIM)))
     first = HFTTDetector(encoder="precomputed", random_state=0).fit(world, world[:3])
-    second = HFTTDetector(encoder="precomputed", random_state=0).fit(world, world[3:6])
-    concepts = MultiConceptDetector({"ood": Concept(first, "mismatch"),
-                                     "harm": Concept(second, "match")})
+    second = HFTTDetector(encoder="precomputed", unwanted="match", random_state=0).fit(
+        world, world[3:6])
+    concepts = MultiConceptDetector({"ood": Concept(first), "harm": Concept(second)})
     _laion(tmp_path / "laion", [9])
     score_shards(concepts, tmp_path / "laion", tmp_path / "scores")
     scores = _rows(tmp_path / "scores" / "img_emb_0.parquet")
@@ -157,7 +168,7 @@ def test_what_cannot_be_joined_is_a_clear_error(tmp_path, det):
         select_rows(tmp_path / "scores", tmp_path / "out", columns=["url"])
     with pytest.raises(TypeError, match=r"not a single string: \['key'\]"):
         select_rows(tmp_path / "scores", tmp_path / "out", columns="key")
-    with pytest.raises(ValueError, match="unwanted must be 'match' or 'mismatch'"):
+    with pytest.raises(ValueError, match="unwanted must be 'match', 'mismatch' or None"):
         select_rows(tmp_path / "scores", tmp_path / "out", unwanted="both")
     pq.write_table(pa.table({"key": ["a"] * 5}), tmp_path / "laion" / "metadata" /
                    "metadata_0.parquet")

@@ -42,7 +42,7 @@ def embeddings(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(embeddings):
     path = embeddings / "det.joblib"
-    done = _skhftt("fit", "-o", path, "--encoder", "precomputed", "--task-file",
+    done = _skhftt("fit", "-o", path, "--encoder", "precomputed", "--keep-file",
                    embeddings / "task.npy", "--world", embeddings / "world.npy",
                    "--n-embeddings", 4, "--seed", 1, "--detector", "hftt")
     assert done.returncode == 0, done.stderr
@@ -53,7 +53,7 @@ def fitted(embeddings):
 
 def test_fit_writes_safetensors_and_info_describes_it(tmp_path, embeddings):
     path = tmp_path / "det.safetensors"
-    assert main(["fit", "-o", str(path), "--encoder", "precomputed", "--task-file",
+    assert main(["fit", "-o", str(path), "--encoder", "precomputed", "--keep-file",
                  str(embeddings / "task.npy"), "--world", str(embeddings / "world.npy"),
                  "--temperature", "0.05", "--threshold", "0.3", "--detector", "hftt"]) == 0
     done = _skhftt("info", path)
@@ -69,51 +69,6 @@ def test_fit_writes_safetensors_and_info_describes_it(tmp_path, embeddings):
     assert "bytes" in lines["file"] and lines["written by skhftt"].strip()[0].isdigit()
 
 
-def test_fit_uses_the_ensemble_by_default_and_selects_it_from_texts(tmp_path, embeddings,
-                                                                      capsys):
-    from skhftt.detectors import HFTTEnsembleDetector, load_detector
-    from skhftt.testing import build_tiny_clip
-
-    common = ["--encoder", "precomputed", "--task-file", str(embeddings / "task.npy"),
-              "--world", str(embeddings / "world.npy")]
-    assert main(["fit", "-o", str(tmp_path / "default.safetensors"), *common]) == 0
-    default = load_detector(tmp_path / "default.safetensors")
-    assert type(default) is HFTTEnsembleDetector
-    assert (default.temperature, default.mcm_weight) == (0.01, 0.5)
-
-    # Selection holds out some prompts of each item: class names with templates.
-    (tmp_path / "templates.txt").write_text(
-        "a photo of a {}.\na drawing of a {}.\na close-up of a {}.\n")
-    (tmp_path / "world.txt").write_text("\n".join(WORLD))
-    build_tiny_clip(tmp_path / "tiny")
-    capsys.readouterr()
-    assert main(["fit", "-o", str(tmp_path / "chosen.safetensors"), "--task", "apple",
-                 "pear", "plum", "--templates", str(tmp_path / "templates.txt"), "--world",
-                 str(tmp_path / "world.txt"), "--encoder", str(tmp_path / "tiny"),
-                 "--device", "cpu", "--n-embeddings", "2", "--select", "ood"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("held-out FPR95") == 9
-    chosen = out.split("selected ")[1].split(" from the texts")[0]
-    selected = load_detector(tmp_path / "chosen.safetensors")
-    assert chosen == f"T={selected.temperature:g}, w={selected.mcm_weight:g}"
-    # What the default fit writes, explain shows: its HFTT member's columns.
-    assert main(["explain", str(tmp_path / "chosen.safetensors"), "--world",
-                 str(tmp_path / "world.txt"), "-k", "2"]) == 0
-    assert capsys.readouterr().out.startswith("learned_0: ")
-
-
-def test_fit_detector_options_name_their_flags(tmp_path, embeddings, capsys):
-    common = ["fit", "-o", str(tmp_path / "d.joblib"), "--encoder", "precomputed",
-              "--task-file", str(embeddings / "task.npy"), "--world",
-              str(embeddings / "world.npy")]
-    assert main([*common, "--detector", "hftt", "--select", "ood"]) == 2
-    assert main([*common, "--detector", "hftt", "--threshold", "1.5"]) == 2
-    err = capsys.readouterr().err
-    assert "--select chooses the ensemble's settings" in err
-    assert "--threshold with --detector hftt is a probability" in err
-    assert not (tmp_path / "d.joblib").exists()
-
-
 def test_fit_texts_with_templates(tmp_path, capsys):
     (tmp_path / "templates.txt").write_text("a photo of a {}.\na drawing of a {}.\n")
     (tmp_path / "world.txt").write_text("\n".join(WORLD))
@@ -121,11 +76,11 @@ def test_fit_texts_with_templates(tmp_path, capsys):
     from skhftt.testing import build_tiny_clip
 
     build_tiny_clip(tmp_path / "tiny")
-    assert main(["fit", "-o", str(tmp_path / "det.joblib"), "--task", "apple", "pear",
-                 "--templates", str(tmp_path / "templates.txt"), "--world",
-                 str(tmp_path / "world.txt"), "--encoder", str(tmp_path / "tiny"),
+    assert main(["fit", "-o", str(tmp_path / "det.joblib"), "--keep", "apple", "pear",
+                 "--detector", "hftt", "--templates", str(tmp_path / "templates.txt"),
+                 "--world", str(tmp_path / "world.txt"), "--encoder", str(tmp_path / "tiny"),
                  "--device", "cpu", "--n-embeddings", "2"]) == 0
-    assert "2 task column(s), 2 learned" in capsys.readouterr().out
+    assert "HFTTDetector, 2 task column(s)" in capsys.readouterr().out
     detector = joblib.load(tmp_path / "det.joblib")
     assert detector.templates == ["a photo of a {}.", "a drawing of a {}."]
 
@@ -133,13 +88,14 @@ def test_fit_texts_with_templates(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["fit", "-o", "{tmp}/x.joblib", "--task-file", "{tmp}/absent.txt"],
-         "--task-file '{tmp}/absent.txt' not found."),
-        (["fit", "-o", "{tmp}/x.joblib", "--task", "a", "--templates", "{tmp}/absent.txt"],
+        (["fit", "-o", "{tmp}/x.joblib", "--keep-file", "{tmp}/absent.txt"],
+         "--keep-file '{tmp}/absent.txt' not found."),
+        (["fit", "-o", "{tmp}/x.joblib", "--keep", "a", "--templates", "{tmp}/absent.txt"],
          "--templates '{tmp}/absent.txt' not found."),
-        (["fit", "-o", "{tmp}/x.joblib", "--encoder", "precomputed", "--task", "a"],
+        (["fit", "-o", "{tmp}/x.joblib", "--encoder", "precomputed", "--keep", "a",
+          "--detector", "hftt"],
          "--encoder precomputed embeds nothing: give the task texts' embeddings with "
-         "--task-file FILE.npy."),
+         "--keep-file or --remove-file FILE.npy."),
         (["score", "{det}", "-o", "{tmp}/o"], "no INPUT after the detector"),
         (["score", "-d", "{det}", "-d", "{det}", "{tmp}", "-o", "{tmp}/o"],
          "two detectors are named 'det'"),
@@ -216,7 +172,7 @@ def test_filter_methods_on_one_detector(tmp_path, embeddings, fitted, capsys):
 
 
 def test_filter_images_with_errors_into_a_symlinked_folder(tmp_path):
-    joblib.dump(hashing_detector(), tmp_path / "det.joblib")
+    joblib.dump(hashing_detector().set_params(unwanted="match"), tmp_path / "det.joblib")
     write_images(tmp_path / "pics", 4)
     assert main(["score", str(tmp_path / "det.joblib"), str(tmp_path / "pics"), "-o",
                  str(tmp_path / "s"), "--num-workers", "0"]) == 0
@@ -235,8 +191,9 @@ def test_evaluate_writes_metrics_and_roc(tmp_path, embeddings, fitted):
                    embeddings / "out", "-o", tmp_path / "report")
     assert done.returncode == 0, done.stderr
     assert "40 in, 40 out" in done.stdout and "\nauroc      0.9" in done.stdout
+    assert "job: keep what matches the task (--in); fpr95 is the share of --out" in done.stdout
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert metrics["auroc"] > 0.9
+    assert metrics["auroc"] > 0.9 and metrics["unwanted"] == "mismatch"
     assert (tmp_path / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -250,8 +207,12 @@ def test_explain_world_and_inputs(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("learned_0: a photo of a ") and lines[0].count(";") == 2
     assert lines[1].startswith("learned_1: ")
-    assert lines[3].split() == ["score", "share", "column", "input"]
-    assert len(lines) == 6 and lines[4].endswith("img000.png")
+    assert lines[3] == ("job: it removes inputs that do not match its task (at its threshold, "
+                        f"score offset {0:.4f})")
+    assert lines[4].split() == ["score", "share", "removed", "column", "input"]
+    assert len(lines) == 7 and lines[5].endswith("img000.png")
+    score, removed = float(lines[5].split()[0]), lines[5].split()[2]
+    assert removed == ("no" if score >= 0 else "yes")
 
 
 def test_every_command_has_help_with_an_example():
@@ -264,8 +225,8 @@ def test_every_command_has_help_with_an_example():
 
 
 def test_option_values_are_checked_by_the_parser(capsys):
-    for argv in (["fit", "-o", "x", "--task", "a", "--world-words", "0"],
-                 ["fit", "-o", "x", "--task", "a", "--gamma", "-1"],
+    for argv in (["fit", "-o", "x", "--keep", "a", "--world-words", "0"],
+                 ["fit", "-o", "x", "--keep", "a", "--gamma", "-1"],
                  ["explain", "d", "-k", "0"]):
         with pytest.raises(SystemExit) as caught:
             main(argv)
@@ -317,12 +278,7 @@ def test_info_of_detectors_fitted_with_an_encoder_object(tmp_path, capsys):
     detector = hashing_detector()
     save_detector(detector, tmp_path / "det.safetensors")
     joblib.dump(detector, tmp_path / "det.joblib")
-    encoders = []
-    for name in ("det.safetensors", "det.joblib"):
-        assert main(["info", str(tmp_path / name)]) == 0
-        lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
-        encoders.append(lines["encoder"].strip())
-    assert encoders == [
-        "none saved: fitted with an encoder object; give the model with --encoder",
-        "an encoder object (HashingEncoder), in the pickle",
-    ]
+    assert main(["info", str(tmp_path / "det.safetensors")]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["encoder"].strip() == (
+        "none saved: fitted with an encoder object; give the model with --encoder")

@@ -84,7 +84,7 @@ def test_explain_with_the_world_embeddings_of_a_precomputed_detector(precomputed
 
 
 def test_an_unavailable_model_names_the_encoder_flag(tmp_path):
-    done = _skhftt("fit", "-o", tmp_path / "x.safetensors", "--task", "a dog",
+    done = _skhftt("fit", "-o", tmp_path / "x.safetensors", "--keep", "a dog", "--detector", "hftt",
                    "--world-words", 10, "--encoder", "skhftt-tests/no-such-clip",
                    env={"HF_HUB_OFFLINE": "1"})
     assert done.returncode == 2, done.stderr

@@ -80,8 +80,9 @@ def test_fit_stores_a_local_encoder_folder_that_works_from_anywhere(folders):
     project, elsewhere = folders
     build_tiny_clip(project / "tinyclip")
     (project / "world.txt").write_text("\n".join(WORLD))
-    done = _skhftt("fit", "-o", "tiny.safetensors", "--encoder", "tinyclip", "--task", "apple",
-                   "--world", "world.txt", "--n-embeddings", 2, "--device", "cpu", cwd=project)
+    done = _skhftt("fit", "-o", "tiny.safetensors", "--encoder", "tinyclip", "--keep", "apple",
+                   "--detector", "hftt", "--world", "world.txt", "--n-embeddings", 2,
+                   "--device", "cpu", cwd=project)
     assert done.returncode == 0, done.stderr
     info = _skhftt("info", project / "tiny.safetensors", cwd=elsewhere)
     assert info.returncode == 0, info.stderr
@@ -97,10 +98,10 @@ def test_fit_stores_a_local_encoder_folder_that_works_from_anywhere(folders):
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
-        (["fit", "-o", "{missing}/x.safetensors", "--encoder", "precomputed", "--task-file",
-          "task.npy", "--world", "world.npy"], "-o/--output"),
-        (["fit", "-o", "{file}/x.joblib", "--encoder", "precomputed", "--task-file",
-          "task.npy", "--world", "world.npy"], "-o/--output"),
+        (["fit", "-o", "{missing}/x.safetensors", "--encoder", "precomputed", "--keep-file",
+          "task.npy", "--world", "world.npy", "--detector", "hftt"], "-o/--output"),
+        (["fit", "-o", "{file}/x.joblib", "--encoder", "precomputed", "--keep-file",
+          "task.npy", "--world", "world.npy", "--detector", "hftt"], "-o/--output"),
         (["score", "det.joblib", "world.npy", "-o", "{file}"], "-o/--output-dir"),
         (["score", "det.joblib", "world.npy", "-o", "{file}/sub"], "-o/--output-dir"),
         (["evaluate", "det.joblib", "--in", "task.npy", "--out", "world.npy", "-o", "{file}"],

@@ -34,9 +34,11 @@ class CentroidDetector(BaseTextDetector):
         *BaseTextDetector._fitted_attributes, "task_names_", "centroid_",
     )
 
-    def __init__(self, *, encoder="precomputed", templates=None, threshold=0.0,
-                 encode_batch_size=256, cache_dir=None, device="auto", verbose=0):
+    def __init__(self, *, encoder="precomputed", unwanted="mismatch", templates=None,
+                 threshold=0.0, encode_batch_size=256, cache_dir=None, device="auto",
+                 verbose=0):
         self.encoder = encoder
+        self.unwanted = unwanted
         self.templates = templates
         self.threshold = threshold
         self.encode_batch_size = encode_batch_size
@@ -49,7 +51,7 @@ class CentroidDetector(BaseTextDetector):
         data = self._fit_data(X, y, need_world=False)
         centroid = data.task_columns.astype(np.float64).mean(axis=0)
         self._set_fitted({
-            **space_state(data.space),
+            **space_state(data.space, data.digests),
             "task_names_": list(data.task.names),
             "centroid_": centroid / np.linalg.norm(centroid),
             "offset_": self._offset_of(self.threshold),
@@ -118,7 +120,7 @@ def test_a_fit_must_assign_exactly_the_declared_attributes(data):
     with pytest.raises(ValueError, match=r"missing \['centroid_'\]"):
         CentroidDetector()._set_fitted({"embedding_dim_": 16, "encoder_identity_": None,
                                         "encoder_spec_": "precomputed", "offset_": 0.0,
-                                        "task_names_": ["a"]})
+                                        "training_digests_": None, "task_names_": ["a"]})
 
 
 def test_two_kinds_of_one_name_are_refused():

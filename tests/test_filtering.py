@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from _synthetic import make_task_world, unit
@@ -8,6 +10,11 @@ from skhftt import HFTTDetector
 from skhftt.detectors import KNNDetector, MCMDetector
 from skhftt.removal.rules import RemovalRule, removal_mask, unwanted_scores
 from skhftt.removal.thresholds import conformal_fdr
+
+
+def job(detector, unwanted):
+    """A copy of a fitted detector made for the job ``unwanted`` (same scores)."""
+    return copy.deepcopy(detector).set_params(unwanted=unwanted)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +34,7 @@ def test_orientation(setup):
     det, clean, ood = setup
     X = np.vstack([clean(5), ood(5)])
     np.testing.assert_allclose(unwanted_scores(det, X), -det.decision_function(X))
-    np.testing.assert_allclose(unwanted_scores(det, X, unwanted="match"),
+    np.testing.assert_allclose(unwanted_scores(job(det, "match"), X),
                                det.decision_function(X))
 
 
@@ -37,10 +44,10 @@ def test_the_detector_own_threshold_removes_what_predict_puts_on_the_unwanted_si
         setup, method, unwanted):
     det, clean, ood = setup
     X = np.vstack([clean(20), ood(20)])
-    rule = RemovalRule(det, method=method, unwanted=unwanted)
+    rule = RemovalRule(job(det, unwanted), method=method)
     expected = det.predict(X) == (-1 if unwanted == "mismatch" else 1)
     np.testing.assert_array_equal(rule.remove(X), expected)
-    np.testing.assert_array_equal(rule.remove_scores(unwanted_scores(det, X, unwanted=unwanted)),
+    np.testing.assert_array_equal(rule.remove_scores(unwanted_scores(rule.detector, X)),
                                   expected)
     assert 0 < expected.sum() < len(X)
 
@@ -49,11 +56,11 @@ def test_the_detector_own_threshold_removes_what_predict_puts_on_the_unwanted_si
 def test_probability_rule_applies_its_own_probability(setup, unwanted):
     det, clean, ood = setup
     X = np.vstack([clean(20), ood(20)])
-    rule = RemovalRule(det, method="probability", threshold=0.999, unwanted=unwanted)
+    rule = RemovalRule(job(det, unwanted), method="probability", threshold=0.999)
     matches = det.predict_proba(X)[:, 1] >= 0.999
     expected = matches if unwanted == "match" else ~matches
     np.testing.assert_array_equal(rule.remove(X), expected)
-    np.testing.assert_array_equal(rule.remove_scores(unwanted_scores(det, X, unwanted=unwanted)),
+    np.testing.assert_array_equal(rule.remove_scores(unwanted_scores(rule.detector, X)),
                                   expected)
     assert (expected != (det.predict(X) == (1 if unwanted == "match" else -1))).any()
 
@@ -64,7 +71,7 @@ def test_score_rule_cuts_score_samples_and_an_input_at_the_cut_matches(setup, un
     X = np.vstack([clean(20), ood(20)])
     scores = det.score_samples(X)
     cut = float(scores[7])
-    removed = RemovalRule(det, method="score", threshold=cut, unwanted=unwanted).remove(X)
+    removed = RemovalRule(job(det, unwanted), method="score", threshold=cut).remove(X)
     matches = scores >= cut
     np.testing.assert_array_equal(removed, matches if unwanted == "match" else ~matches)
     assert removed[7] == (unwanted == "match")
@@ -75,7 +82,7 @@ def test_score_rule_reaches_log_odds_no_probability_can_hold(setup):
     X = det.head_.task_columns  # the task's own columns: log-odds of 30 to 60
     scores = det.score_samples(X)
     assert (det.predict_proba(X)[scores > 37, 1] == 1.0).all()  # rounded: all tie
-    removed = RemovalRule(det, method="score", threshold=45.0, unwanted="match").remove(X)
+    removed = RemovalRule(job(det, "match"), method="score", threshold=45.0).remove(X)
     np.testing.assert_array_equal(removed, scores >= 45.0)
     assert 0 < removed.sum() < len(X)
 
@@ -87,7 +94,7 @@ def test_probability_rule_needs_predict_proba(setup):
                                          r"predict_proba.*MCMDetector.*method='score'"):
         RemovalRule(zero_shot, method="probability")
     X = det.head_.task_columns
-    rule = RemovalRule(zero_shot, method="score", threshold=0.3, unwanted="match")
+    rule = RemovalRule(job(zero_shot, "match"), method="score", threshold=0.3)
     np.testing.assert_array_equal(rule.remove(X), zero_shot.score_samples(X) >= 0.3)
 
 
@@ -139,7 +146,7 @@ def test_errors_are_named(setup):
     det, _, ood = setup
     with pytest.raises(ValueError, match="method must be one of"):
         RemovalRule(det, method="magic")
-    with pytest.raises(ValueError, match="unwanted must be 'match' or 'mismatch'; got 'in'"):
+    with pytest.raises(ValueError, match="unwanted must be 'mismatch' or 'match'; got 'in'"):
         RemovalRule(det, unwanted="in")
     with pytest.raises(ValueError, match=r"needs clean calibration samples: call calibrate"):
         RemovalRule(det, method="fdr").remove(ood(3))
@@ -151,3 +158,36 @@ def test_errors_are_named(setup):
         RemovalRule(det, method="score", threshold=float("nan"))
     with pytest.raises(ValueError, match="unwanted must be"):
         removal_mask([0.0], method="score", unwanted="in")
+
+
+@pytest.mark.parametrize("unwanted", ["mismatch", "match"])
+def test_every_default_removes_the_side_of_the_detector_job(unwanted):
+    data = make_task_world(seed=5, n_world=600)
+    det = HFTTDetector(encoder="precomputed", unwanted=unwanted, random_state=0).fit(
+        data["world"], data["prompts"])
+    X = np.vstack([data["in_test"], data["out_test"]])
+    matches, scores = det.predict(X) == 1, det.score_samples(X)
+    assert 0 < matches.sum() < len(X)
+    # A remove job takes away what matches its task; a keep job what does not.
+    for method in ("probability", "score"):
+        np.testing.assert_array_equal(RemovalRule(det, method=method).remove(X),
+                                      matches if unwanted == "match" else ~matches)
+    removed = RemovalRule(det, method="fraction", fraction=0.5).remove(X)
+    assert removed.sum() == len(X) // 2
+    higher, lower = (removed, ~removed) if unwanted == "match" else (~removed, removed)
+    assert scores[higher].min() >= scores[lower].max()
+
+
+@pytest.mark.parametrize("unwanted", ["mismatch", "match"])
+def test_a_side_that_contradicts_the_job_is_refused_naming_both(setup, unwanted):
+    det = job(setup[0], unwanted)
+    other = "match" if unwanted == "mismatch" else "mismatch"
+    message = rf"unwanted='{other}' contradicts .* unwanted='{unwanted}'"
+    with pytest.raises(ValueError, match=message):
+        RemovalRule(det, method="fraction", unwanted=other)
+    with pytest.raises(ValueError, match=message):
+        unwanted_scores(det, det.head_.task_columns, unwanted=other)
+    assert RemovalRule(det, method="fraction", unwanted=unwanted).unwanted == unwanted
+    # The job changes what is removed, never the scores.
+    np.testing.assert_array_equal(det.score_samples(det.head_.task_columns),
+                                  setup[0].score_samples(det.head_.task_columns))

@@ -23,13 +23,7 @@ import pytest
 from PIL import Image
 
 from skhftt import HFTTDetector
-from skhftt.corpora import (
-    CORRUPTIONS,
-    corrupt_image,
-    load_world_corpus,
-    low_quality_task,
-    make_corruption_set,
-)
+from skhftt.corpora import load_world_corpus, low_quality_task
 from skhftt.detectors.zero_shot import (
     EnergyDetector,
     MaxLogitDetector,
@@ -37,6 +31,7 @@ from skhftt.detectors.zero_shot import (
     NegLabelDetector,
 )
 from skhftt.embedding.inputs import Texts
+from skhftt.evaluation import CORRUPTIONS, corrupt_image, make_corruption_set
 from skhftt.evaluation.metrics import auroc, ood_metrics
 from skhftt.testing import sample_images
 

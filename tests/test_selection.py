@@ -28,8 +28,9 @@ class Recorder(BaseEstimator):
 
     calls: ClassVar[list] = []
 
-    def __init__(self, tag=0):
+    def __init__(self, tag=0, unwanted="mismatch"):
         self.tag = tag
+        self.unwanted = unwanted
 
     def fit(self, X, y):
         Recorder.calls.append(("fit", np.asarray(X), {k: np.asarray(v) for k, v in y.items()}))
@@ -75,7 +76,8 @@ def _same_rows(a, b):
 def test_held_out_items_are_out_for_ood_and_in_for_concept(data, job):
     task, world = data
     Recorder.calls = []
-    select_detector({"r": Recorder()}, world, task, job=job, n_folds=2, refit=False)
+    unwanted = "mismatch" if job == "ood" else "match"
+    select_detector({"r": Recorder(unwanted=unwanted)}, world, task, n_folds=2, refit=False)
     fitted = [call for call in Recorder.calls if call[0] == "fit"]
     scored = [call[1] for call in Recorder.calls if call[0] == "score"]
     per_fold = 3 if job == "ood" else 2
@@ -98,11 +100,12 @@ def test_held_out_items_are_out_for_ood_and_in_for_concept(data, job):
 
 def test_choice_refit_and_determinism(data):
     task, world = data
-    candidates = {"MCM": MCMDetector(encoder="precomputed"),
-                  "MaxLogit": MaxLogitDetector(encoder="precomputed"),
-                  "MCM hot": MCMDetector(encoder="precomputed", temperature=100.0)}
+    remove = {"encoder": "precomputed", "unwanted": "match"}
+    candidates = {"MCM": MCMDetector(**remove),
+                  "MaxLogit": MaxLogitDetector(**remove),
+                  "MCM hot": MCMDetector(**remove, temperature=100.0)}
     first = select_detector(candidates, world, task, job="concept", random_state=3)
-    again = select_detector(candidates, world, task, job="concept", random_state=3)
+    again = select_detector(candidates, world, task, random_state=3)
     assert first.criteria == again.criteria
     assert first.ranking()[0] == first.best_name
     fpr = {name: c["fpr95"] for name, c in first.criteria.items()}
@@ -127,6 +130,7 @@ def test_texts_and_templates():
     ("kwargs", "match"),
     [
         ({"job": "images"}, "job must be one of"),
+        ({"job": "concept"}, "job='concept' contradicts the candidates' own job"),
         ({"scoring": "loss"}, "scoring must be one of"),
         ({"n_folds": 1}, "n_folds=1"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
@@ -145,3 +149,25 @@ def test_items_need_two_prompts(data):
                         {"a": world[:1], "b": world[1:3]})
     with pytest.raises(ValueError, match="candidates is empty"):
         select_detector({}, world, {"a": world[:2], "b": world[2:4]})
+
+
+def test_the_job_comes_from_the_candidates_and_must_be_one(data):
+    task, world = data
+    keep = MaxLogitDetector(encoder="precomputed")
+    remove = MaxLogitDetector(encoder="precomputed", unwanted="match")
+    with pytest.raises(ValueError, match="made for different jobs"):
+        select_detector({"keep": keep, "remove": remove}, world, task)
+    by_job = select_detector({"remove": remove}, world, task, refit=False, random_state=0)
+    explicit = select_detector({"remove": remove}, world, task, job="concept", refit=False,
+                               random_state=0)
+    assert by_job.criteria == explicit.criteria
+
+
+def test_temperature_grid_clones_at_each_temperature():
+    from skhftt import HFTTDetector
+    from skhftt.evaluation import temperature_grid
+
+    grid = temperature_grid(HFTTDetector(unwanted="match", random_state=0))
+    assert list(grid) == ["T=0.01", "T=0.02", "T=0.05", "T=0.1"]
+    assert [d.temperature for d in grid.values()] == [0.01, 0.02, 0.05, 0.1]
+    assert {d.unwanted for d in grid.values()} == {"match"}

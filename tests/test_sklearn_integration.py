@@ -127,9 +127,11 @@ def test_scores_do_not_depend_on_the_other_rows(kind, values):
     whole = _outputs(detector, X)
     subset = np.arange(0, len(X), 3)
     order = np.random.default_rng(0).permutation(len(X))
+    # float32 products round differently in blocks of other sizes (~1e-7 relative), and
+    # log-odds near 0 magnify that; a row that depended on the others would differ by far more.
     for rows in (subset, order, [5]):
         for method, expected in _outputs(detector, X[rows]).items():
-            np.testing.assert_allclose(expected, whole[method][rows], rtol=1e-6, atol=1e-9,
+            np.testing.assert_allclose(expected, whole[method][rows], rtol=1e-5, atol=1e-6,
                                        err_msg=method)
 
 
@@ -168,7 +170,7 @@ INVALID = {
     "learning_rate_init": 0.0, "learning_rate": "no-such-schedule", "momentum": 1.0,
     "random_state": -1, "n_negatives": 1.5, "percentile": 101.0, "n_groups": 0, "C": 0.0,
     "shrinkage": "oas", "n_neighbors": 0, "candidates": "no-such-pool", "max_similarity": 2.0,
-    "init": "no-such-init",
+    "unwanted": "keep",
 }
 PARAMETERS = [(kind, name) for kind in KINDS for name in CLASSES[kind]().get_params()]
 

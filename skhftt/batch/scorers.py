@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import joblib
@@ -52,7 +52,8 @@ class Scorer(Protocol):
 
     def manifest(self) -> dict[str, Any]:
         """What each output records about the scorer: ``detector`` (the
-        fingerprint), ``offset``, ``encoder``, and any more the writer needs."""
+        fingerprint), ``offset``, ``encoder``, and what :func:`describe`
+        says of the detector (its kind, job, score, parameters, ...)."""
         ...
 
     def writer(self, target: str | os.PathLike[str], manifest: dict[str, Any], *,
@@ -77,7 +78,57 @@ class Scorer(Protocol):
         ...
 
 
-def _digest_head(head: Any, offset: float, identity: str | None) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, as ``"sha256:<hex>"``."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return f"sha256:{hasher.hexdigest()}"
+
+
+def describe(detector: Any, *, source: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """What a score output records about the detector that wrote it.
+
+    Parameters
+    ----------
+    detector : fitted detector
+    source : str or path-like, optional
+        The file the detector was loaded from.
+
+    Returns
+    -------
+    dict
+        ``detector_kind`` (its class name), ``unwanted`` (its job),
+        ``score`` (what the ``score`` column is, in words),
+        ``threshold_kind`` (``"log_odds"``: ``threshold`` is a probability,
+        ``"score"``: a cut-off on the score), ``detector_params`` (its
+        parameters, as saved), ``training_digests`` (what it was fitted
+        on), ``task`` (its task names), ``detector_file`` and
+        ``detector_sha256`` (None without ``source``).
+    """
+    from skhftt.detectors.persistence import json_params
+
+    try:
+        params = json_params(detector)
+    except TypeError:  # e.g. candidate embeddings given as arrays: named, not recorded
+        params = {name: value if isinstance(value, (str, int, float, bool, type(None)))
+                  else f"<{type(value).__name__}>"
+                  for name, value in detector.get_params(deep=False).items()}
+    return {
+        "detector_kind": type(detector).__name__,
+        "unwanted": getattr(detector, "unwanted", "mismatch"),
+        "score": type(detector)._score_description,
+        "threshold_kind": type(detector)._threshold_kind,
+        "detector_params": params,
+        "training_digests": getattr(detector, "training_digests_", None),
+        "task": [str(name) for name in getattr(detector, "task_names_", [])],
+        "detector_file": None if source is None else os.path.abspath(source),
+        "detector_sha256": None if source is None else file_sha256(source),
+    }
+
+
+def _digest_head(head: Any, offset: float, identity: str | None, unwanted: str) -> str:
     digest = hashlib.sha256()
     for item in dataclasses.fields(head):
         value = getattr(head, item.name)
@@ -87,7 +138,7 @@ def _digest_head(head: Any, offset: float, identity: str | None) -> str:
             digest.update(np.ascontiguousarray(value).tobytes())
         else:
             digest.update(repr(value).encode())
-    digest.update(repr((float(offset), identity)).encode())
+    digest.update(repr((float(offset), identity, unwanted)).encode())
     return digest.hexdigest()[:32]
 
 
@@ -115,14 +166,14 @@ class DetectorHead:
     def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
         """The detector's ``score_samples`` of unit embeddings, float64 ``(n,)``.
 
+        Scored without the encoder, so embedding shards need no model.
         Rows of zeros stand for inputs that failed to read (their errors are
-        recorded beside them); a detector's own ``score_samples`` refuses a
-        zero vector, so they are not scored and get NaN.
+        recorded beside them); they are not scored and get NaN.
         """
         scores = np.full(embeddings.shape[0], np.nan)
         readable = embeddings.any(axis=1)
         if readable.any():
-            scores[readable] = self.detector.score_samples(embeddings[readable])
+            scores[readable] = self.detector._score_embeddings(embeddings[readable])
         return scores
 
 
@@ -189,36 +240,44 @@ class ShardScorer(_DetectorEncoder):
     detector : HFTTDetector, optional
         The fitted detector, used only to resolve and check its encoder for
         image shards.
+    description : dict
+        :func:`describe` of the detector, recorded in every output.
     """
 
     head: Any
     offset: float
     fingerprint: str
     detector: Any = None
+    description: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_detector(cls, detector: Any, *, device: str | None = None) -> ShardScorer:
+    def from_detector(cls, detector: Any, *, device: str | None = None,
+                      source: str | os.PathLike[str] | None = None) -> ShardScorer:
         """The scorer of a fitted detector.
 
         Parameters
         ----------
-        detector : HFTTDetector
-            A fitted detector.
+        detector : fitted detector
+            A fitted detector of any kind.
         device : str, optional
             Run its encoder here instead of on ``detector.device``.
+        source : str or path-like, optional
+            The file the detector was loaded from, recorded with its SHA-256.
         """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(detector)
+        description = describe(detector, source=source)
         head = getattr(detector, "head_", None)
         detector = _with_device(detector, device)
         identity = detector.encoder_identity_
         offset = float(detector.offset_)
         if head is None or not hasattr(head, "log_odds"):
             head = DetectorHead(detector)
-            return cls(head, offset, joblib.hash((head.kind, detector, offset, identity)),
-                       detector)
-        return cls(head, offset, _digest_head(head, offset, identity), detector)
+            fingerprint = joblib.hash((head.kind, detector, offset, identity))
+        else:
+            fingerprint = _digest_head(head, offset, identity, description["unwanted"])
+        return cls(head, offset, fingerprint, detector, description)
 
     @property
     def dim(self) -> int:
@@ -230,9 +289,9 @@ class ShardScorer(_DetectorEncoder):
         return self.head.log_odds(embeddings)
 
     def manifest(self) -> dict[str, Any]:
-        """``detector`` (the fingerprint), ``offset`` and ``encoder``."""
+        """``detector`` (the fingerprint), ``offset``, ``encoder`` and the description."""
         return {"detector": self.fingerprint, "offset": self.offset,
-                "encoder": self._identity()}
+                "encoder": self._identity(), **self.description}
 
     def writer(self, target: str | os.PathLike[str], manifest: dict[str, Any], *,
                row_group_rows: int) -> ShardWriter:
@@ -259,17 +318,21 @@ class ConceptScorer(_DetectorEncoder):
         Fitted detectors of one embedding space, with their thresholds and
         unwanted sides.
     fingerprint : str
-        Digest of every concept's head, offset, side and name.
-    detector : HFTTDetector, optional
+        Digest of every concept's detector, offset, side and name.
+    detector : fitted detector, optional
         The detector whose encoder embeds images for every concept.
+    descriptions : list of dict
+        :func:`describe` of each concept's detector, in order.
     """
 
     concepts: Any
     fingerprint: str
     detector: Any = None
+    descriptions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_concepts(cls, concepts: Any, *, device: str | None = None) -> ConceptScorer:
+    def from_concepts(cls, concepts: Any, *, device: str | None = None,
+                      sources: dict[str, str] | None = None) -> ConceptScorer:
         """The scorer of a :class:`~skhftt.detectors.composite.MultiConceptDetector`.
 
         Parameters
@@ -277,13 +340,19 @@ class ConceptScorer(_DetectorEncoder):
         concepts : MultiConceptDetector
         device : str, optional
             Run the shared encoder here instead of on its ``device``.
+        sources : dict, optional
+            Concept name -> the file its detector was loaded from.
         """
         digest = hashlib.sha256()
+        descriptions = []
         for name, concept in concepts.concepts.items():
-            part = ShardScorer.from_detector(concept.detector)
+            part = ShardScorer.from_detector(concept.detector,
+                                             source=(sources or {}).get(name))
             digest.update(repr((name, part.fingerprint, concept.unwanted,
                                 concept.offset)).encode())
-        return cls(concepts, digest.hexdigest()[:32], _with_device(concepts.detector, device))
+            descriptions.append(part.description)
+        return cls(concepts, digest.hexdigest()[:32], _with_device(concepts.detector, device),
+                   descriptions)
 
     @property
     def dim(self) -> int:
@@ -291,16 +360,26 @@ class ConceptScorer(_DetectorEncoder):
         return int(self.concepts.detector.embedding_dim_)
 
     def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
-        """Every concept's log-odds, float64 ``(n, n_concepts)``."""
-        return self.concepts.log_odds(embeddings)
+        """Every concept's score, float64 ``(n, n_concepts)``; NaN for rows of zeros.
+
+        Rows of zeros stand for inputs that failed to read (their errors are
+        recorded beside them).
+        """
+        scores = np.full((embeddings.shape[0], len(self.concepts.concepts)), np.nan)
+        readable = embeddings.any(axis=1)
+        if readable.any():
+            scores[readable] = self.concepts.scores(embeddings[readable])
+        return scores
 
     def manifest(self) -> dict[str, Any]:
-        """``detector``, ``encoder``, and each concept's ``name``, ``unwanted`` and ``offset``.
+        """``detector``, ``encoder``, and each concept's ``name``, ``offset`` and description.
 
         ``offset`` is NaN: each concept has its own.
         """
-        described = [{"name": name, "unwanted": concept.unwanted, "offset": concept.offset}
-                     for name, concept in self.concepts.concepts.items()]
+        described = [{"name": name, "offset": concept.offset, **description,
+                      "unwanted": concept.unwanted}
+                     for (name, concept), description in zip(
+                         self.concepts.concepts.items(), self.descriptions, strict=True)]
         return {"detector": self.fingerprint, "offset": float("nan"),
                 "encoder": self._identity(), "concepts": described}
 

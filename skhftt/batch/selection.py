@@ -89,8 +89,8 @@ def _check_options(keep: object, unwanted: object, threshold: object, batch_rows
     if not isinstance(keep, bool):
         raise TypeError(f"keep must be True (rows to keep) or False (rows to remove); "
                         f"got {keep!r}.")
-    if unwanted not in ("match", "mismatch"):
-        raise ValueError(f"unwanted must be 'match' or 'mismatch'; got {unwanted!r}.")
+    if unwanted not in (None, "match", "mismatch"):
+        raise ValueError(f"unwanted must be 'match', 'mismatch' or None; got {unwanted!r}.")
     if threshold is not None and not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite log-odds value or None; got {threshold!r}.")
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
@@ -98,6 +98,16 @@ def _check_options(keep: object, unwanted: object, threshold: object, batch_rows
     if isinstance(columns, str):
         raise TypeError(f"columns must be a list of column names, not a single string: "
                         f"[{columns!r}].")
+
+
+def _recorded_side(manifest: dict[str, Any], unwanted: str | None, path: Path) -> str:
+    """The side removed from one score file: its recorded job, or ``unwanted`` if it agrees."""
+    recorded = manifest.get("unwanted")
+    if unwanted is not None and recorded is not None and unwanted != recorded:
+        raise ValueError(
+            f"unwanted={unwanted!r} contradicts the job recorded in {str(path)!r}: its "
+            f"detector was fitted with unwanted={recorded!r}.")
+    return unwanted or recorded or "mismatch"
 
 
 @dataclass
@@ -191,7 +201,7 @@ def select_rows(
     output_dir: str | os.PathLike[str],
     *,
     keep: bool = True,
-    unwanted: Literal["match", "mismatch"] = "mismatch",
+    unwanted: Literal["match", "mismatch"] | None = None,
     threshold: float | None = None,
     columns: Sequence[str] | None = None,
     batch_rows: int = 4096,
@@ -213,11 +223,13 @@ def select_rows(
         Folder of the selections; created if needed.
     keep : bool, default=True
         True writes the rows to keep, False the rows to remove.
-    unwanted : {"mismatch", "match"}, default="mismatch"
+    unwanted : {"mismatch", "match"} or None, default=None
         For scores of one detector, which side is removed: inputs outside
         its task (out-of-distribution removal) or inputs it matches (when
-        the task describes the unwanted content). Scores of several
-        concepts use their ``remove`` column.
+        the task describes the unwanted content). None is the job the
+        detector was fitted for, recorded in the scores (``"mismatch"`` for
+        scores that record none); a value that contradicts a recorded job
+        is refused. Scores of several concepts use their ``remove`` column.
     threshold : float, optional
         For scores of one detector, remove the rows whose oriented score
         (higher = more unwanted: ``-score`` for ``unwanted="mismatch"``,
@@ -238,7 +250,8 @@ def select_rows(
     ValueError
         A file that is no complete score output, scores of a shard without
         a parquet file of rows (images, tar), metadata that changed since
-        scoring, or unknown columns.
+        scoring, unknown columns, or an ``unwanted`` that contradicts the
+        recorded job.
     """
     _check_options(keep, unwanted, threshold, batch_rows, columns)
     files = _score_files(scores)
@@ -253,8 +266,9 @@ def select_rows(
         if threshold is not None and "concepts" in join.manifest:
             raise ValueError(f"threshold applies to scores of one detector; {str(path)!r} "
                              "has several concepts, each with its own threshold.")
+        side = _recorded_side(join.manifest, unwanted, path)
         identity = {"shard": join.manifest["shard"], "detector": join.manifest["detector"],
-                    **options}
+                    **options, "unwanted": side}
         target = output_path(folder, path.stem)
         done = read_manifest(target, file_format=SELECTION_FORMAT)
         if done is not None and done.get("selection") == identity:
@@ -264,7 +278,7 @@ def select_rows(
                     "rows_file": join.manifest["rows_file"]}
         with AtomicParquetWriter(target, join.schema, manifest, row_group_rows=batch_rows,
                                  file_format=SELECTION_FORMAT) as writer:
-            n_rows, n_errors = join.write(writer, keep=keep, unwanted=unwanted,
+            n_rows, n_errors = join.write(writer, keep=keep, unwanted=side,
                                           threshold=threshold, batch_rows=batch_rows)
         report.written.append(path.stem)
         report.n_rows += n_rows

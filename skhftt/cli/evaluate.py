@@ -71,6 +71,15 @@ def _scores(report: Any) -> tuple[Any, int]:
     return np.concatenate(scores), n_failed
 
 
+def _meaning(unwanted: str) -> str:
+    """What FPR95 measures for the detector's job."""
+    if unwanted == "match":
+        return ("job: remove what matches the task (--in); fpr95 is the share of --out "
+                "inputs removed when 95 % of --in inputs are")
+    return ("job: keep what matches the task (--in); fpr95 is the share of --out inputs "
+            "kept when 95 % of --in inputs are")
+
+
 def _counted(n_scored: int, n_failed: int, side: str) -> str:
     left_out = f" ({n_failed:,} unreadable, left out)" if n_failed else ""
     return f"{n_scored:,} {side}{left_out}"
@@ -105,11 +114,13 @@ def run(args: argparse.Namespace) -> int:
     metrics = ood_metrics(y_true, y_score)
     print(f"{_counted(len(scores_in), failed_in, 'in')}, "
           f"{_counted(len(scores_out), failed_out, 'out')}")
+    print(_meaning(detector.unwanted))
     for name, value in metrics.items():
         print(f"{name:<10} {value:.4f}")
     if args.output_dir:
         counts = {"n_in": len(scores_in), "n_out": len(scores_out),
-                  "n_in_unreadable": failed_in, "n_out_unreadable": failed_out}
+                  "n_in_unreadable": failed_in, "n_out_unreadable": failed_out,
+                  "unwanted": detector.unwanted}
         _write_report(Path(args.output_dir), {**metrics, **counts}, y_true, y_score,
                       args.detector)
     return 0

@@ -128,13 +128,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{column}: " + "; ".join(f"{text} ({cosine:.2f})" for text, cosine in texts))
     if explained is None:
         return 0
-    print(f"\n{'score':>8}  {'share':>5}  column  input")
+    from skhftt.detectors.base import job_words
+
+    # The job decides which side goes: a remove job removes what matches its task.
+    removes_matches = detector.unwanted == "match"
+    print(f"\njob: {job_words(detector.unwanted)} (at its threshold, score offset "
+          f"{detector.offset_:.4f})")
+    print(f"{'score':>8}  {'share':>5}  {'removed':>7}  column  input")
     for row, name in enumerate(names):
         if explained.errors[row] is None:
-            print(f"{explained.scores[row]:8.3f}  {explained.share[row]:5.2f}  "
+            matches = explained.scores[row] >= detector.offset_
+            removed = "yes" if matches == removes_matches else "no"
+            print(f"{explained.scores[row]:8.3f}  {explained.share[row]:5.2f}  {removed:>7}  "
                   f"{explained.column[row]}  {name}")
         else:
-            print(f"{'-':>8}  {'-':>5}  unreadable  {name}: {explained.errors[row]}")
+            print(f"{'-':>8}  {'-':>5}  {'-':>7}  unreadable  {name}: {explained.errors[row]}")
     failed = sum(error is not None for error in explained.errors)
     if failed:
         print(f"\n{failed:,} of {len(names):,} input(s) could not be read and were skipped.")

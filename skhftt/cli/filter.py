@@ -23,7 +23,8 @@ EXAMPLES = """\
   skhftt filter scores/ -o lists/ --method fraction --fraction 0.1
   skhftt filter scores/ -o lists/ --method tpr --tpr 0.95 --calibration clean_scores/
   skhftt filter scores/ -o lists/ --method fdr --alpha 0.05 --calibration clean_scores/
-  skhftt filter scores/ -o lists/ --unwanted match --symlink-to kept_images/
+  skhftt filter scores/ -o lists/ --symlink-to kept_images/
+  skhftt filter composite_scores/ -o lists/ --concept hateful --method fraction
 """
 METHODS = ("probability", "fraction", "fdr", "tpr")
 
@@ -57,9 +58,15 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--calibration", metavar="CLEAN_SCORES",
                         help="scores of known-clean samples (folder or file), for fdr and tpr")
     parser.add_argument("--unwanted", choices=("match", "mismatch"),
-                        help="which side is removed: mismatch (inputs outside the task; the "
-                             "default) or match (inputs the task describes); for composite "
-                             "scores, that of the chosen --concept")
+                        help="which side is removed: mismatch (inputs outside the task) or "
+                             "match (inputs the task describes). Default: the job the "
+                             "detector was fitted for, recorded in the scores (mismatch for "
+                             "scores that record none); a side that contradicts a recorded "
+                             "job is an error unless --override-job. For composite scores, "
+                             "that of the chosen --concept")
+    parser.add_argument("--override-job", action="store_true",
+                        help="apply --unwanted even where it contradicts the job recorded in "
+                             "the scores (for detectors fitted before skhftt recorded jobs)")
     parser.add_argument("--concept", metavar="NAME",
                         help="for composite scores (score -d): filter on this detector's "
                              "score alone; by default the remove column is used")
@@ -88,6 +95,9 @@ class ScoreTable:
     oriented : ndarray
         Higher = more unwanted; NaN for rows with an error, and for all rows
         of composite scores read without a concept.
+    side : {"mismatch", "match"} or None
+        The side removed (None for composite scores read without a concept:
+        each detector's own).
     flagged : ndarray of bool
         Removed by the detectors' own thresholds.
     failed : ndarray of bool
@@ -99,6 +109,7 @@ class ScoreTable:
     oriented: Any
     flagged: Any
     failed: Any
+    side: str | None
 
 
 def score_files(source: str, flag: str) -> list[Path]:
@@ -130,14 +141,36 @@ def _concept(manifest: dict[str, Any], concept: str, path: Path) -> dict[str, An
     return described[concept]
 
 
+def _side(described: dict[str, Any], unwanted: str | None, override_job: bool,
+          path: Path) -> str:
+    """The side to remove: the recorded job, or ``--unwanted`` where it may apply."""
+    recorded = described.get("unwanted")
+    if unwanted is None:
+        return recorded or "mismatch"
+    if recorded is not None and unwanted != recorded and not override_job:
+        from skhftt.detectors.base import job_words
+
+        raise ValueError(
+            f"--unwanted {unwanted} contradicts the job recorded in {str(path)!r}: its "
+            f"detector ({described.get('detector_kind', 'detector')}) was fitted with "
+            f"unwanted={recorded} ({job_words(recorded)}). Leave --unwanted out, or add "
+            "--override-job to remove the other side anyway.")
+    return unwanted
+
+
 def read_scores(source: str, *, unwanted: str | None, concept: str | None,
-                flag: str = "SCORES_DIR") -> ScoreTable:
+                override_job: bool = False, flag: str = "SCORES_DIR") -> ScoreTable:
     """Read ``skhftt score`` outputs and orient their scores so that higher = more unwanted.
+
+    The side removed is the job recorded in the outputs, or ``unwanted``
+    where it agrees (or ``override_job``).
 
     Raises
     ------
     ValueError
-        A file is no complete score output, or ``--concept`` is not in it.
+        A file is no complete score output, ``--concept`` is not in it,
+        ``unwanted`` contradicts a recorded job, or the files record
+        different jobs.
     """
     import numpy as np
     import pyarrow.parquet as pq
@@ -145,7 +178,7 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
     from skhftt.batch import read_manifest
     from skhftt.removal.rules import removal_mask
 
-    ids, files, oriented, flagged, failed = [], [], [], [], []
+    ids, files, oriented, flagged, failed, sides = [], [], [], [], [], set()
     for path in score_files(source, flag):
         manifest = read_manifest(path)
         if manifest is None:
@@ -156,11 +189,16 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
             raise ValueError(f"--concept {concept!r}: {str(path)!r} was scored by one detector.")
         bad = np.array([error is not None for error in table["error"]], dtype=bool)
         if composite and concept is None:
+            if unwanted is not None:
+                raise ValueError(f"--unwanted applies to one detector's score, and "
+                                 f"{str(path)!r} holds several: pick one with --concept NAME.")
             values = np.full(len(bad), np.nan)
             removed = np.array([bool(r) for r in table["remove"]]) & ~bad
+            sides.add(None)
         else:
             described = manifest if concept is None else _concept(manifest, concept, path)
-            side = unwanted or described.get("unwanted", "mismatch")
+            side = _side(described, unwanted, override_job, path)
+            sides.add(side)
             column = "score" if concept is None else f"{concept}_score"
             decision = np.array(table[column], dtype=np.float64) - described["offset"]
             values = decision if side == "match" else -decision
@@ -171,8 +209,11 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
         oriented.append(values)
         flagged.append(removed)
         failed.append(bad)
+    if len(sides) > 1:
+        raise ValueError(f"{flag} {source!r} mixes scores of detectors with different jobs "
+                         f"({', '.join(sorted(str(s) for s in sides))}); filter them apart.")
     return ScoreTable(ids, files, np.concatenate(oriented), np.concatenate(flagged),
-                      np.concatenate(failed))
+                      np.concatenate(failed), sides.pop())
 
 
 def _removal(args: argparse.Namespace, table: ScoreTable) -> Any:
@@ -192,13 +233,14 @@ def _removal(args: argparse.Namespace, table: ScoreTable) -> Any:
         if args.calibration is None:
             raise ValueError(f"--method {args.method} needs --calibration CLEAN_SCORES.")
         clean = read_scores(args.calibration, unwanted=args.unwanted, concept=args.concept,
-                            flag="--calibration")
+                            override_job=args.override_job, flag="--calibration")
         calibration = clean.oriented[~clean.failed]
         if calibration.size == 0:
             raise ValueError(f"--calibration {args.calibration!r} holds no scored row.")
     remove = np.zeros(len(table.ids), dtype=bool)
-    remove[ok] = removal_mask(scores, method=args.method, calibration_scores=calibration,
-                              alpha=args.alpha, tpr=args.tpr, fraction=args.fraction)
+    remove[ok] = removal_mask(scores, method=args.method, unwanted=table.side,
+                              calibration_scores=calibration, alpha=args.alpha, tpr=args.tpr,
+                              fraction=args.fraction)
     return remove
 
 
@@ -241,7 +283,8 @@ def run(args: argparse.Namespace) -> int:
     folder = args.copy_to or args.symlink_to
     if folder:
         check_output_dir(folder, "--copy-to" if args.copy_to else "--symlink-to")
-    table = read_scores(args.scores, unwanted=args.unwanted, concept=args.concept)
+    table = read_scores(args.scores, unwanted=args.unwanted, concept=args.concept,
+                        override_job=args.override_job)
     remove = _removal(args, table)
     keep = ~remove & ~table.failed
     plan = _placements(table, keep, folder) if folder else []

@@ -1,27 +1,45 @@
-"""``skhftt info``: what a detector file holds, without loading any model."""
+"""``skhftt info``: what a detector file holds, without loading any model or running any code.
+
+A ``.safetensors`` detector is summarised from its header alone: an 8-byte
+length, then JSON (the kind, the parameters, the fitted scalars and lists,
+the shape of every array); no estimator is built and nothing but the
+standard library is imported. A joblib/pickle file is never unpickled,
+since unpickling runs whatever code the file holds: ``info`` says what it
+is and which classes it names, read from its opcodes without executing them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import pickletools
+import struct
 from typing import Any
 
-from skhftt.cli._common import command_parser, load_detector_file
+from skhftt.cli._common import command_parser
 
 SUMMARY = "summarise a detector file"
 EXAMPLES = """\
   skhftt info dogs.safetensors
 """
+# A safetensors header larger than this is no detector's (they hold a few kB of JSON).
+_MAX_HEADER = 100 * 2**20
+_PICKLE_PROTOCOLS = tuple(bytes([0x80, version]) for version in range(2, 6))
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"x\x9c": "zlib", b"x\x01": "zlib", b"x\xda": "zlib",
+               b"BZh": "bz2", b"\xfd7zXZ": "xz", b"\x04\x22\x4d\x18": "lz4"}
 
 
 def add_parser(commands: Any) -> None:
     """Add ``skhftt info`` to the subcommands."""
     parser = command_parser(
         commands, "info", SUMMARY,
-        "Print what a detector file holds: its kind, its encoder (and whether that is a "
-        "local directory, a Hub id or precomputed embeddings), embedding width, task "
-        "columns, learned columns, temperature, threshold, and the skhftt version that "
-        "wrote it. Loads no model.",
+        "Print what a detector file holds: its kind, its job (what it removes), its encoder "
+        "(and whether that is a local directory, a Hub id or precomputed embeddings), "
+        "embedding width, task columns, learned columns, temperature, threshold, and the "
+        "skhftt version that wrote it. Reads the .safetensors header only: loads no model. "
+        "A joblib/pickle file is never opened (loading one runs the code it holds); info "
+        "says what it is and the classes it names.",
         EXAMPLES,
     )
     parser.add_argument("detector", metavar="DETECTOR", help="fitted detector file")
@@ -38,92 +56,198 @@ def _names(names: Any) -> str:
     return f"{len(names)}: {shown}" + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
 
 
+def _header(path: str) -> dict[str, Any]:
+    """The JSON header of a safetensors file, checked to be one.
+
+    Raises
+    ------
+    ValueError
+        The file is too short, its header length is impossible, or the
+        header is not a JSON object.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ValueError(f"{path!r} holds {size} bytes: too short for a detector file.")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > min(size - 8, _MAX_HEADER):
+            raise ValueError(f"{path!r} is not a .safetensors detector: its first bytes give "
+                             f"a header of {length:,} bytes in a file of {size:,}.")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path!r} is not a .safetensors detector: its header is not "
+                         f"JSON ({type(exc).__name__}).") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"{path!r} is not a .safetensors detector: its header is not a JSON "
+                         "object.")
+    return header
+
+
+def _field(mapping: Any, key: str, kind: type | tuple[type, ...], path: str,
+           where: str = "its header") -> Any:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    if not isinstance(value, kind):
+        raise ValueError(f"{path!r} is not a complete skhftt detector: {where} has no valid "
+                         f"{key!r}.")
+    return value
+
+
 def _saved_facts(path: str) -> dict[str, Any]:
     """What a .safetensors detector holds, from its header alone (no estimator is built).
 
-    Returns the kind, the parameters, the fitted scalars and lists, the
-    skhftt version that wrote it and the shape of every saved array.
+    Returns the format version, kind, the parameters, the fitted scalars and
+    lists, the skhftt version that wrote it and the shape of every saved array.
+
+    Raises
+    ------
+    ValueError
+        The header is not that of a saved skhftt detector.
     """
-    import json
-
-    from safetensors import safe_open
-
-    with safe_open(path, framework="numpy") as handle:
-        raw = (handle.metadata() or {}).get("skhftt")
-        if raw is None:
-            raise ValueError(f"{path!r} is a safetensors file but not a skhftt detector.")
-        config = json.loads(raw)
-        shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
-    return {"kind": config["kind"], "params": config["params"], "fitted": config["fitted"],
+    header = _header(path)
+    metadata = header.get("__metadata__")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("skhftt"), str):
+        raise ValueError(f"{path!r} is a safetensors file but not a skhftt detector.")
+    try:
+        config = json.loads(metadata["skhftt"])
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path!r} is not a complete skhftt detector: its skhftt metadata is "
+                         f"not JSON ({type(exc).__name__}).") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{path!r} is not a complete skhftt detector: its skhftt metadata is "
+                         "not a JSON object.")
+    version = config.get("format_version")
+    if config.get("format") == "skhftt.HFTTDetector" and version == 1:  # skhftt 0.1
+        kind = "HFTTDetector"
+    else:
+        kind = _field(config, "kind", str, path, "its skhftt metadata")
+    shapes = {key: tuple(entry["shape"]) for key, entry in header.items()
+              if key != "__metadata__" and isinstance(entry, dict)
+              and isinstance(entry.get("shape"), list)}
+    return {"format_version": version, "kind": kind,
+            "params": _field(config, "params", dict, path, "its skhftt metadata"),
+            "fitted": _field(config, "fitted", dict, path, "its skhftt metadata"),
             "version": config.get("skhftt_version", "unknown"), "shapes": shapes}
 
 
-def _pickled_facts(path: str) -> dict[str, Any]:
-    """The same facts from a loaded joblib/pickle detector."""
-    import skhftt
-    from skhftt.embedding.embedder import resolvable_spec
-
-    detector = load_detector_file(path, encoder=None)
-    state = detector._fitted_state()
-    fitted = {key: value for key, value in state.items() if not hasattr(value, "shape")}
-    if fitted.get("encoder_spec_") is None:  # skhftt 0.1 pickles record no fitted spec
-        fitted["encoder_spec_"] = resolvable_spec(detector.encoder)
-    return {"kind": type(detector).__name__, "params": detector.get_params(deep=False),
-            "fitted": fitted,
-            "version": f"unknown (joblib file; this is skhftt {skhftt.__version__})",
-            "encoder_object": type(detector.encoder).__name__,
-            "shapes": {key: value.shape for key, value in state.items()
-                       if hasattr(value, "shape")}}
-
-
-def _encoder(facts: dict[str, Any]) -> str:
+def _encoder(fitted: dict[str, Any]) -> str:
     from skhftt.embedding.embedder import spec_kind
 
-    spec = facts["fitted"].get("encoder_spec_")
-    if spec is not None:
+    spec = fitted.get("encoder_spec_")
+    if isinstance(spec, str):
         return f"{spec} ({ENCODER_KINDS[spec_kind(spec)]})"
-    if "encoder_object" in facts:
-        return f"an encoder object ({facts['encoder_object']}), in the pickle"
     return "none saved: fitted with an encoder object; give the model with --encoder"
+
+
+def _job(facts: dict[str, Any]) -> str:
+    """The detector's job in words: what it removes."""
+    unwanted = facts["params"].get("unwanted")
+    names = facts["fitted"].get("task_names_")
+    if isinstance(names, list) and names:
+        task = _names(names) if len(names) > 1 else str(names[0])
+        what = ("images that match: " + ", ".join(map(str, names[:5]))
+                + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
+                if unwanted == "match" else f"images that do not match its task ({task})")
+    else:
+        what = ("images like the in-distribution images it was fitted on"
+                if unwanted == "match" else
+                "images unlike the in-distribution images it was fitted on")
+    if unwanted in ("match", "mismatch"):
+        return f"removes {what} (unwanted={unwanted})"
+    return (f"removes {what} (unwanted=mismatch: not recorded, since skhftt "
+            f"{facts['version']} recorded no job; it is taken as a keep job)")
 
 
 def _rows(facts: dict[str, Any], path: str) -> dict[str, Any]:
     """What to print, by what this kind of detector holds."""
-    fitted, shapes = facts["fitted"], facts["shapes"]
+    fitted, shapes, params = facts["fitted"], facts["shapes"], facts["params"]
     rows: dict[str, Any] = {
         "file": f"{path} ({os.path.getsize(path):,} bytes)",
         "detector": facts["kind"],
-        "encoder": _encoder(facts),
+        "job": _job(facts),
+        "encoder": _encoder(fitted),
         "fitted with": fitted.get("encoder_identity_") or "precomputed embeddings",
-        "embedding width": fitted["embedding_dim_"],
+        "embedding width": fitted.get("embedding_dim_"),
     }
     if "task_names_" in fitted:
         rows["task columns"] = _names(fitted["task_names_"])
     # An HFTT head's parts are saved as head_.*; the ensemble keeps its own.
     learned = shapes.get("head_.trainable_columns", shapes.get("trainable_columns_"))
-    if learned is not None:
+    if learned:
         rows["learned columns (K)"] = learned[0]
-        rows["temperature"] = fitted.get("head_.temperature", facts["params"].get("temperature"))
-    if "mcm_weight" in facts["params"]:
-        rows["MCM weight"] = facts["params"]["mcm_weight"]
-    if "negative_columns_" in shapes:
+        rows["temperature"] = fitted.get("head_.temperature", params.get("temperature"))
+    if "mcm_weight" in params:
+        rows["MCM weight"] = params["mcm_weight"]
+    if shapes.get("negative_columns_"):
         rows["negative columns"] = shapes["negative_columns_"][0]
-    if "classes_" in fitted or "classes_" in shapes:
-        classes = fitted.get("classes_")
-        rows["classes"] = _names(classes) if classes is not None else shapes["classes_"][0]
-    if "reference_embeddings_" in shapes:
+    classes = fitted.get("classes_")
+    if isinstance(classes, list) or shapes.get("classes_"):
+        rows["classes"] = _names(classes) if isinstance(classes, list) else shapes["classes_"][0]
+    if shapes.get("reference_embeddings_"):
         rows["reference images"] = shapes["reference_embeddings_"][0]
-    threshold = facts["params"].get("threshold")
-    rows["threshold"] = f"{threshold} (score offset {fitted['offset_']:.4f})"
+    offset = fitted.get("offset_")
+    shown = f"{offset:.4f}" if isinstance(offset, (int, float)) else repr(offset)
+    rows["threshold"] = f"{params.get('threshold')} (score offset {shown})"
     rows["written by skhftt"] = facts["version"]
+    return rows
+
+
+def _pickle_globals(path: str, limit: int = 1 << 20) -> list[str]:
+    """The classes and functions a pickle names, read from its opcodes, never executed.
+
+    joblib writes array data between pickle opcodes, so the scan stops at the
+    first thing that is no opcode; what it found by then is returned.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(limit)
+    found, strings = [], []
+    try:
+        for opcode, argument, _ in pickletools.genops(data):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                strings = [*strings[-1:], argument]
+            elif opcode.name == "GLOBAL":
+                found.append(str(argument).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) == 2:
+                found.append(".".join(strings))
+    except Exception:  # any malformed stream: report what was read
+        pass
+    return list(dict.fromkeys(found))
+
+
+def _pickle_rows(path: str, head: bytes) -> dict[str, Any] | None:
+    """What can be said of a joblib/pickle file without opening it; None if it is none."""
+    compressed = next((name for magic, name in _COMPRESSED.items() if head.startswith(magic)),
+                      None)
+    if compressed is None and not head.startswith(_PICKLE_PROTOCOLS):
+        return None
+    rows: dict[str, Any] = {
+        "file": f"{path} ({os.path.getsize(path):,} bytes)",
+        "format": (f"joblib/pickle, {compressed}-compressed" if compressed
+                   else "joblib/pickle") + ": not opened, since loading a pickle runs the "
+                  "code it holds",
+    }
+    if compressed is None:
+        names = _pickle_globals(path)
+        detectors = [name for name in names if name.startswith("skhftt.")]
+        rows["names"] = ", ".join(detectors or names[:5]) or "none found"
+    rows["to read it"] = ("if you trust the file, load it with joblib.load and save it with "
+                          "skhftt.detectors.save_detector(det, 'det.safetensors'), which "
+                          "info reads")
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
     """Print a detector summary; see ``skhftt info --help``."""
-    pickled = not args.detector.endswith(".safetensors")
-    facts = _pickled_facts(args.detector) if pickled else _saved_facts(args.detector)
-    rows = _rows(facts, args.detector)
+    path = args.detector
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"DETECTOR {path!r} not found.")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    rows = _pickle_rows(path, head)
+    if rows is None:
+        rows = _rows(_saved_facts(path), path)
     width = max(len(key) for key in rows) + 2
     for key, value in rows.items():
         print(f"{key + ':':<{width}}{value}")

@@ -17,10 +17,17 @@ A subclass declares:
   of a probability and ``threshold`` is that probability (then
   ``predict_proba`` exists), ``"score"`` when ``threshold`` is a cut-off on
   ``score_samples`` itself.
+
+Every detector records its **job** in the ``unwanted`` parameter:
+``"mismatch"`` when the task lists what a dataset should keep (inputs that do
+not match are removed), ``"match"`` when the task describes what must go.
+The job never changes a score; it tells every consumer (removal rules,
+``skhftt filter``, several-concept scoring) which side to remove.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,14 +40,17 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from skhftt._sklearn_compat import HasMethods, Interval, validate_parameters
+from skhftt._sklearn_compat import HasMethods, Interval, StrOptions, validate_parameters
 from skhftt.detectors.persistence import load_detector, register_detector, save_detector
 from skhftt.embedding.embedder import Embedder, EmbeddingSpace
 from skhftt.embedding.encoders.registry import PRECOMPUTED
 from skhftt.space.task import TaskItems, parse_task, task_columns
 from skhftt.space.validation import check_embeddings, check_texts, is_string_sequence
 
-__all__ = ["BaseTextDetector", "FitData"]
+__all__ = ["JOBS", "BaseTextDetector", "FitData", "check_job", "digest"]
+
+JOBS = ("mismatch", "match")
+"""The values of ``unwanted``: which side of a detector's task is removed."""
 
 
 def _pu_labels(y: object) -> np.ndarray | None:
@@ -77,12 +87,73 @@ def _has_probabilities(detector: BaseTextDetector) -> bool:
     return True
 
 
-def space_state(space: EmbeddingSpace) -> dict[str, Any]:
-    """The fitted attributes that record the embedding space."""
+def digest(data: object) -> str | None:
+    """SHA-256 of texts or of an embedding array, as ``"sha256:<hex>"``; None for None.
+
+    Texts are hashed one after another with their lengths, so that
+    ``["ab", "c"]`` and ``["a", "bc"]`` differ; arrays by their float32 bytes
+    and shape. Recorded in ``training_digests_`` so that a removal can be
+    traced to the exact texts a detector was fitted on.
+    """
+    if data is None:
+        return None
+    hasher = hashlib.sha256()
+    if is_string_sequence(data):
+        for text in data:
+            encoded = text.encode("utf-8", "surrogatepass")
+            hasher.update(len(encoded).to_bytes(8, "little") + encoded)
+    else:
+        array = np.ascontiguousarray(data, dtype=np.float32)
+        hasher.update(repr(array.shape).encode() + array.tobytes())
+    return f"sha256:{hasher.hexdigest()}"
+
+
+def check_job(detector: object, unwanted: object, *, name: str = "unwanted") -> str:
+    """The side to remove: the detector's own job, or ``unwanted`` when it agrees.
+
+    Parameters
+    ----------
+    detector : fitted detector
+    unwanted : {"mismatch", "match"} or None
+        What the caller asked for; None takes the detector's job.
+    name : str, default="unwanted"
+        How the caller's interface names the choice, for the error message.
+
+    Raises
+    ------
+    ValueError
+        ``unwanted`` is not a job, or contradicts the detector's job.
+    """
+    own = getattr(detector, "unwanted", "mismatch")
+    if unwanted is None:
+        return own
+    if unwanted not in JOBS:
+        raise ValueError(f"{name} must be 'mismatch' or 'match'; got {unwanted!r}.")
+    if unwanted != own:
+        raise ValueError(
+            f"{name}={unwanted!r} contradicts the job the {type(detector).__name__} was "
+            f"made for: unwanted={own!r} ({job_words(own)}). The job is part of the "
+            f"detector: to remove the other side, set it with "
+            f"detector.set_params(unwanted={unwanted!r}) (its scores do not change), or fit "
+            "a detector for that job."
+        )
+    return own
+
+
+def job_words(unwanted: str) -> str:
+    """The job in words: what a detector with this ``unwanted`` removes."""
+    if unwanted == "match":
+        return "it removes inputs that match its task"
+    return "it removes inputs that do not match its task"
+
+
+def space_state(space: EmbeddingSpace, digests: Mapping[str, str | None]) -> dict[str, Any]:
+    """The fitted attributes that record the embedding space and what was fitted on."""
     return {
         "embedding_dim_": space.dim,
         "encoder_identity_": space.identity,
         "encoder_spec_": space.spec,
+        "training_digests_": dict(digests),
     }
 
 
@@ -104,6 +175,9 @@ class FitData:
         The space the embeddings live in.
     embedder : Embedder
         What embedded them.
+    digests : dict
+        ``{"task": ..., "world": ...}``: :func:`digest` of the task prompts
+        and of the world corpus as given (None when not used).
     """
 
     task_embeddings: np.ndarray
@@ -112,6 +186,7 @@ class FitData:
     world_embeddings: np.ndarray | None
     space: EmbeddingSpace
     embedder: Embedder
+    digests: dict[str, str | None]
 
 
 class BaseTextDetector(OutlierMixin, BaseEstimator):
@@ -123,8 +198,13 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
     :func:`~skhftt.detectors.persistence.load_detector` under its class name.
     """
 
+    _score_description: ClassVar[str] = (
+        "the detector's score_samples (higher = more like the task)"
+    )
+
     _parameter_constraints: ClassVar[dict] = {
         "encoder": [str, os.PathLike, HasMethods(["encode_text", "encode_image"])],
+        "unwanted": [StrOptions(set(JOBS))],
         "templates": [None, list, tuple],
         "encode_batch_size": [Interval(Integral, 1, None, closed="left")],
         "cache_dir": [None, bool, str, os.PathLike],
@@ -133,13 +213,18 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
     }
     _threshold_kind: ClassVar[Literal["log_odds", "score"]] = "score"
     _fitted_attributes: ClassVar[tuple[str, ...]] = (
-        "embedding_dim_", "encoder_identity_", "encoder_spec_", "offset_",
+        "embedding_dim_", "encoder_identity_", "encoder_spec_", "training_digests_", "offset_",
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             register_detector(cls)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Detectors pickled by skhftt 0.2 recorded no job: they were keep detectors.
+        state.setdefault("unwanted", "mismatch")
+        super().__setstate__(state)
 
     # ------------------------------------------------------- fitted state
 
@@ -254,8 +339,10 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         else:
             task_embeddings = check_embeddings(np.concatenate(task.prompts), name="in_texts")
         dim = task_embeddings.shape[1]
-        world_embeddings = self._embed_world(world, embedder, dim=dim) if need_world else None
+        world_embeddings, world_digest = (
+            self._embed_world(world, embedder, dim=dim) if need_world else (None, None))
         embedder.warn_if_text_only(type(self).__name__, stacklevel=4)
+        prompts = task.prompts if task.are_texts else task_embeddings
         return FitData(
             task_embeddings=task_embeddings,
             task_columns=task_columns(task_embeddings, task.owners, len(task.names)),
@@ -263,6 +350,7 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             world_embeddings=world_embeddings,
             space=embedder.space(dim),
             embedder=embedder,
+            digests={"task": digest(prompts), "world": world_digest},
         )
 
     def _split_pu(self, X: object, labels: np.ndarray) -> tuple[object, TaskItems]:
@@ -286,7 +374,9 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         return world, parse_task(task, templates=self.templates)
 
     @staticmethod
-    def _embed_world(world: object, embedder: Embedder, *, dim: int) -> np.ndarray:
+    def _embed_world(world: object, embedder: Embedder, *,
+                     dim: int) -> tuple[np.ndarray, str | None]:
+        """The world corpus's embeddings, and the :func:`digest` of the corpus as given."""
         if world is None:
             if embedder.load() is None:
                 raise ValueError(
@@ -298,15 +388,15 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             world = load_world_corpus()
         if is_string_sequence(world) or (isinstance(world, Sequence) and not world):
             texts = check_texts(world, name="the world corpus X")
-            embeddings = embedder.embed_texts(texts, name="the world corpus X")
+            embeddings, given = embedder.embed_texts(texts, name="the world corpus X"), texts
         else:
-            embeddings = check_embeddings(world, name="the world corpus X")
+            embeddings = given = check_embeddings(world, name="the world corpus X")
         if embeddings.shape[1] != dim:
             raise ValueError(
                 f"the world corpus X has embeddings of width {embeddings.shape[1]} "
                 f"but the task embeddings have width {dim}."
             )
-        return embeddings
+        return embeddings, digest(given)
 
     # ---------------------------------------------------------- threshold
 
@@ -400,6 +490,32 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return self._embedder(scoring=True).embed(X, space=self._space())
+
+    def score_samples(self, X: object) -> np.ndarray:
+        """The detector's score: higher means more like the task.
+
+        What the score is depends on the detector (see its class docstring
+        and ``_threshold_kind``): HFTT's log-odds ``log P_in - log P_out``,
+        NegLabel's log-odds of ``S``, MCM's largest softmax probability, ...
+
+        Parameters
+        ----------
+        X : images, texts or embeddings
+            See :meth:`embed`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float64
+        """
+        return self._score_embeddings(self.embed(X))
+
+    def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """``score_samples`` of unit embeddings of this detector's space, with no encoder.
+
+        What batch scoring and several-concept scoring call once the inputs
+        are embedded.
+        """
+        raise NotImplementedError
 
     def decision_function(self, X: object) -> np.ndarray:
         """``score_samples(X) - offset_``: 0 or more for the task (+1).

@@ -1,10 +1,10 @@
-"""Several concepts in one pass: encode each image once, apply every head.
+"""Several concepts in one pass: encode each image once, apply every detector.
 
 A data team rarely removes one kind of image. :class:`MultiConceptDetector`
-combines fitted detectors (say, out-of-distribution vs ImageNet, hateful
-content, low quality), each with its own threshold and its own idea of which
-side is unwanted, and scores every input with one encoder pass and one matrix
-product over all heads.
+combines fitted detectors of any kind (say, out-of-distribution vs ImageNet
+with CSP, hateful content with HFTT, low quality with the ensemble), each
+with its own job (which side of its task is unwanted) and its own
+threshold, and scores every input with one encoder pass.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from typing import Literal
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from skhftt.detectors.base import BaseTextDetector
+from skhftt.detectors.base import BaseTextDetector, check_job
 from skhftt.detectors.persistence import load_detector, save_detector
 from skhftt.embedding.encoders.base import Encoder
-from skhftt.space.head import logsumexp_rows
 
 __all__ = ["Concept", "ConceptReport", "MultiConceptDetector"]
 
@@ -35,40 +34,47 @@ class Concept:
 
     Parameters
     ----------
-    detector : HFTTDetector
-        A fitted detector with an HFTT head (``head_``).
-    unwanted : {"match", "mismatch"}
-        ``"match"``: inputs that match the task texts are unwanted (hateful
-        content described by the task). ``"mismatch"``: inputs outside the
-        task are unwanted (out-of-distribution removal).
+    detector : fitted detector
+        Any fitted detector of :mod:`skhftt.detectors`.
+    unwanted : {"match", "mismatch"} or None, default=None
+        Which side of the detector's task is unwanted: None (and, after
+        construction, always) the detector's own job, its ``unwanted``
+        parameter. A value that contradicts it is refused.
     threshold : float, optional
-        Probability ``P_in`` from which an input counts as matching
-        (``P_in >= threshold``, as the detector's ``predict``); defaults to
-        the detector's own (its ``offset_``).
-    log_odds_threshold : float, optional
-        The same threshold as log-odds, for thresholds beyond what a float
-        probability can hold (at T = 0.01, log-odds of 40 are a probability
-        that rounds to 1). Give one of ``threshold`` and
-        ``log_odds_threshold`` at most.
+        The cut-off in the detector's ``threshold`` units (a probability for
+        HFTT, NegLabel and CSP, a score for the others): an input matches
+        the concept's task where it would be +1 for ``set_threshold(
+        threshold)``. Defaults to the detector's own (its ``offset_``).
+    score_threshold : float, optional
+        The cut-off on ``score_samples`` itself, for cuts beyond what a
+        probability can hold (at T = 0.01 HFTT log-odds of 40 are a
+        probability that rounds to 1). Give one of ``threshold`` and
+        ``score_threshold`` at most.
+
+    Raises
+    ------
+    ValueError
+        Both thresholds, or an ``unwanted`` that contradicts the detector's job.
     """
 
     detector: BaseTextDetector
-    unwanted: Literal["match", "mismatch"] = "mismatch"
+    unwanted: Literal["match", "mismatch"] | None = None
     threshold: float | None = None
-    log_odds_threshold: float | None = None
+    score_threshold: float | None = None
 
     def __post_init__(self) -> None:
-        if self.threshold is not None and self.log_odds_threshold is not None:
-            raise ValueError("give a concept's threshold or its log_odds_threshold, not both.")
+        if self.threshold is not None and self.score_threshold is not None:
+            raise ValueError("give a concept's threshold or its score_threshold, not both.")
+        object.__setattr__(self, "unwanted", check_job(self.detector, self.unwanted))
 
     @property
     def offset(self) -> float:
-        """The threshold on the log-odds that this concept applies."""
-        if self.log_odds_threshold is not None:
-            return float(self.log_odds_threshold)
+        """The cut-off on ``score_samples`` that this concept applies."""
+        if self.score_threshold is not None:
+            return float(self.score_threshold)
         if self.threshold is None:
             return float(self.detector.offset_)
-        return float(np.log(self.threshold) - np.log1p(-self.threshold))
+        return self.detector._offset_of(self.threshold)
 
 
 @dataclass
@@ -80,10 +86,11 @@ class ConceptReport:
     names : list of str
         Concept names, in column order.
     scores : ndarray of shape (n, n_concepts)
-        Each concept's log-odds ``log P_in - log P_out``.
+        Each concept's ``score_samples``.
     unwanted : ndarray of shape (n, n_concepts), bool
         Whether each concept flags each input: an input matches a concept
-        when its log-odds are at least the concept's offset.
+        when its score is at least the concept's offset, and is flagged when
+        that is the concept's unwanted side.
     remove : ndarray of shape (n,), bool
         Whether any concept flags the input.
     triggered : list of list of str
@@ -106,31 +113,31 @@ class MultiConceptDetector:
 
     Parameters
     ----------
-    concepts : mapping of str to Concept or fitted HFTTDetector
+    concepts : mapping of str to Concept or fitted detector
         Concept name -> :class:`Concept` (a bare detector means
-        ``Concept(detector)``: inputs outside its task are unwanted).
+        ``Concept(detector)``: its own job and threshold). The detectors may
+        be of any kind (HFTT, CSP, the ensemble, ...), fitted in one
+        embedding space.
 
     Raises
     ------
     ValueError
-        If the detectors were fitted in different embedding spaces (different
-        encoder identities or widths): their scores would not describe the
-        same image embedding.
-    TypeError
-        A detector without an HFTT head.
+        No concept, or detectors fitted in different embedding spaces
+        (different encoder identities or widths): their scores would not
+        describe the same image embedding.
 
     Examples
     --------
     >>> import numpy as np
     >>> from skhftt import HFTTDetector
-    >>> from skhftt.detectors.composite import Concept, MultiConceptDetector
+    >>> from skhftt.detectors import MCMDetector, MultiConceptDetector
     >>> rng = np.random.default_rng(0)
     >>> world = rng.normal(size=(500, 32))
     >>> animals, weapons = rng.normal(size=(3, 32)), rng.normal(size=(2, 32))
-    >>> keep = HFTTDetector(encoder="precomputed", random_state=0).fit(world, animals)
-    >>> harm = HFTTDetector(encoder="precomputed", random_state=0).fit(world, weapons)
-    >>> both = MultiConceptDetector({"ood": Concept(keep, "mismatch"),
-    ...                              "weapons": Concept(harm, "match")})
+    >>> keep = MCMDetector(encoder="precomputed", threshold=0.4).fit(None, animals)
+    >>> harm = HFTTDetector(encoder="precomputed", unwanted="match",
+    ...                     random_state=0).fit(world, weapons)
+    >>> both = MultiConceptDetector({"ood": keep, "weapons": harm})
     >>> both.score(np.vstack([animals[0], weapons[0]])).triggered
     [[], ['ood', 'weapons']]
     """
@@ -142,20 +149,9 @@ class MultiConceptDetector:
             str(name): value if isinstance(value, Concept) else Concept(value)
             for name, value in concepts.items()
         }
-        for name, concept in self.concepts.items():
-            if concept.unwanted not in ("match", "mismatch"):
-                raise ValueError(
-                    f"concept {name!r}: unwanted must be 'match' or 'mismatch'; got "
-                    f"{concept.unwanted!r}."
-                )
+        for concept in self.concepts.values():
             check_is_fitted(concept.detector)
-            if not hasattr(concept.detector, "head_"):
-                raise TypeError(
-                    f"concept {name!r}: a {type(concept.detector).__name__} has no HFTT "
-                    "head (head_); MultiConceptDetector combines HFTTDetectors."
-                )
         self._check_same_space()
-        self._columns_t, self._segments = self._stack_heads()
 
     def _check_same_space(self) -> None:
         names = list(self.concepts)
@@ -172,17 +168,6 @@ class MultiConceptDetector:
                     f"{other.embedding_dim_}); they cannot score the same embeddings."
                 )
 
-    def _stack_heads(self) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-        """All heads' ``[W, V] / T`` side by side, and (start, n_task, n_total) each."""
-        blocks, segments, start = [], [], 0
-        for concept in self.concepts.values():
-            head = concept.detector.head_
-            columns = np.concatenate([head.task_columns, head.trainable_columns])
-            blocks.append(columns / np.float32(head.temperature))
-            segments.append((start, head.n_task_columns, columns.shape[0]))
-            start += columns.shape[0]
-        return np.ascontiguousarray(np.concatenate(blocks).T, np.float32), segments
-
     @property
     def names(self) -> list[str]:
         """Concept names, in column order."""
@@ -193,24 +178,20 @@ class MultiConceptDetector:
         """The detector whose encoder embeds inputs for every concept."""
         return next(iter(self.concepts.values())).detector
 
-    def log_odds(self, embeddings: np.ndarray, *, block_rows: int = 8192) -> np.ndarray:
-        """Every concept's log-odds for unit embeddings, one GEMM per block.
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Every concept's ``score_samples`` of unit embeddings, without any encoder.
 
         Returns
         -------
         ndarray of shape (n, n_concepts), float64
         """
-        scores = np.empty((embeddings.shape[0], len(self._segments)), dtype=np.float64)
-        for row in range(0, embeddings.shape[0], block_rows):
-            logits = embeddings[row : row + block_rows].astype(np.float32) @ self._columns_t
-            for j, (start, n_task, n_total) in enumerate(self._segments):
-                scores[row : row + logits.shape[0], j] = logsumexp_rows(
-                    logits[:, start : start + n_task]
-                ) - logsumexp_rows(logits[:, start + n_task : start + n_total])
-        return scores
+        return np.column_stack([
+            concept.detector._score_embeddings(embeddings)
+            for concept in self.concepts.values()
+        ]).reshape(len(embeddings), len(self.concepts))
 
     def report(self, scores: np.ndarray) -> ConceptReport:
-        """Decisions for a matrix of log-odds from :meth:`log_odds`."""
+        """Decisions for a matrix of scores from :meth:`scores`."""
         concepts = list(self.concepts.values())
         offsets = np.array([c.offset for c in concepts])
         matches = scores >= offsets
@@ -223,13 +204,13 @@ class MultiConceptDetector:
         Parameters
         ----------
         X : images, texts or embeddings
-            Anything ``HFTTDetector.embed`` accepts.
+            Anything the first detector's ``embed`` accepts.
 
         Returns
         -------
         ConceptReport
         """
-        return self.report(self.log_odds(self.detector.embed(X)))
+        return self.report(self.scores(self.detector.embed(X)))
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Save without pickle: one ``.safetensors`` per concept and a manifest."""
@@ -241,7 +222,7 @@ class MultiConceptDetector:
             save_detector(concept.detector, target / filename)
             manifest.append({"name": name, "file": filename, "unwanted": concept.unwanted,
                              "threshold": concept.threshold,
-                             "log_odds_threshold": concept.log_odds_threshold})
+                             "score_threshold": concept.score_threshold})
         partial = target / f"{MANIFEST}.partial-{os.getpid()}"
         partial.write_text(json.dumps({"concepts": manifest}, indent=2))
         os.replace(partial, target / MANIFEST)
@@ -264,10 +245,12 @@ class MultiConceptDetector:
         if not manifest_path.is_file():
             raise ValueError(f"{str(source)!r} holds no {MANIFEST}: not a saved multi-concept "
                              "detector.")
-        entries = json.loads(manifest_path.read_text())["concepts"]
-        return cls({
-            entry["name"]: Concept(load_detector(source / entry["file"], encoder=encoder),
-                                   entry["unwanted"], entry["threshold"],
-                                   entry.get("log_odds_threshold"))
-            for entry in entries
-        })
+        concepts = {}
+        for entry in json.loads(manifest_path.read_text())["concepts"]:
+            detector = load_detector(source / entry["file"], encoder=encoder)
+            # Saved before jobs were recorded in detectors: the manifest held the side.
+            detector.set_params(unwanted=entry["unwanted"])
+            concepts[entry["name"]] = Concept(
+                detector, entry["unwanted"], entry["threshold"],
+                entry.get("score_threshold", entry.get("log_odds_threshold")))
+        return cls(concepts)

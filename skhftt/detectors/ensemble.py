@@ -49,6 +49,13 @@ class HFTTEnsembleDetector(BaseTextDetector):
     ----------
     encoder : str or Encoder, default="openai/clip-vit-base-patch16"
         The joint embedding model, as for :class:`~skhftt.HFTTDetector`.
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side of the task is removed. ``"mismatch"``: the
+        task lists what a dataset should keep (e.g. ImageNet's classes),
+        and inputs that do not match it are removed. ``"match"``: the task
+        describes what must go (e.g. hateful symbols), and inputs that
+        match it are removed. Scores do not depend on it; removal rules,
+        ``skhftt filter`` and several-concept scoring read it from here.
     mcm_weight : float, default=0.5
         Weight ``w`` of the MCM score, in [0, 1].
     mcm_temperature : float, default=1.0
@@ -121,6 +128,11 @@ class HFTTEnsembleDetector(BaseTextDetector):
     True
     """
 
+    _score_description: ClassVar[str] = (
+        "blend of HFTT log-odds and MCM score, each standardised on world texts "
+        "(0 = a median world text)"
+    )
+
     _parameter_constraints: ClassVar[dict] = {
         **BaseTextDetector._parameter_constraints,
         "mcm_weight": [Interval(Real, 0, 1, closed="both")],
@@ -139,6 +151,7 @@ class HFTTEnsembleDetector(BaseTextDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         mcm_weight: float = 0.5,
         mcm_temperature: float = 1.0,
         calibration_size: int = 5000,
@@ -159,6 +172,7 @@ class HFTTEnsembleDetector(BaseTextDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.mcm_weight = mcm_weight
         self.mcm_temperature = mcm_temperature
         self.calibration_size = calibration_size
@@ -218,7 +232,7 @@ class HFTTEnsembleDetector(BaseTextDetector):
         # softmax is always 1) adds nothing; unit spread keeps its term at 0.
         spread = np.where(spread > 0, spread, 1.0)
         self._set_fitted({
-            **space_state(data.space),
+            **space_state(data.space, data.digests),
             "task_names_": list(data.task.names),
             "task_columns_": data.task_columns,
             "trainable_columns_": member.trainable_columns_,
@@ -239,19 +253,8 @@ class HFTTEnsembleDetector(BaseTextDetector):
         mcm = _by_blocks(embeddings, task_columns.shape[0], block)
         return np.column_stack([head.log_odds(embeddings), mcm])
 
-    def score_samples(self, X: object) -> np.ndarray:
-        """The blended standardised score: higher means more like the task.
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            See :meth:`embed`.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,), float64
-        """
-        embeddings = self.embed(X)
+    def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """The blended standardised score of unit embeddings (higher = more like the task)."""
         scores = self._member_scores(embeddings, self.task_columns_, self.trainable_columns_)
         centre, spread = np.reshape(self.calibration_, (2, 2)).T
         standard = (scores - centre) / spread

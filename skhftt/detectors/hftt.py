@@ -49,6 +49,13 @@ class HFTTDetector(BaseTextDetector):
         ``encode_text``/``encode_image``, or ``"precomputed"``, in which case
         every input (world texts, task texts, images) is already an
         embedding and no model is ever loaded.
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side of the task is removed. ``"mismatch"``: the
+        task lists what a dataset should keep (e.g. ImageNet's classes),
+        and inputs that do not match it are removed. ``"match"``: the task
+        describes what must go (e.g. hateful symbols), and inputs that
+        match it are removed. Scores do not depend on it; removal rules,
+        ``skhftt filter`` and several-concept scoring read it from here.
     n_embeddings : int, default=10
         Number K of trainable columns.
     temperature : float, default=0.01
@@ -175,6 +182,10 @@ class HFTTDetector(BaseTextDetector):
     array([ 1,  1, -1, -1])
     """
 
+    _score_description: ClassVar[str] = (
+        "HFTT log-odds log P_in - log P_out (higher = more like the task)"
+    )
+
     _parameter_constraints: ClassVar[dict] = {
         **BaseTextDetector._parameter_constraints,
         "n_embeddings": [Interval(Integral, 1, None, closed="left")],
@@ -199,6 +210,7 @@ class HFTTDetector(BaseTextDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         n_embeddings: int = 10,
         temperature: float = 0.01,
         gamma: float = 1.0,
@@ -217,6 +229,7 @@ class HFTTDetector(BaseTextDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.n_embeddings = n_embeddings
         self.temperature = temperature
         self.gamma = gamma
@@ -291,7 +304,7 @@ class HFTTDetector(BaseTextDetector):
                 f"learning_rate_init (got {self.learning_rate_init!r})."
             )
         self._set_fitted({
-            **space_state(data.space),
+            **space_state(data.space, data.digests),
             "task_names_": list(data.task.names),
             "head_": HFTTHead(columns, result.trainable_columns, float(self.temperature)),
             "offset_": self._offset_of(self.threshold),
@@ -302,21 +315,8 @@ class HFTTDetector(BaseTextDetector):
         })
         return self
 
-    def score_samples(self, X: object) -> np.ndarray:
-        """Log-odds ``log P_in - log P_out``: higher means more like the task.
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            See :meth:`embed`.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            Finite float64 log-odds; they do not saturate where ``P_in``
-            rounds to 1.
-        """
-        embeddings = self.embed(X)
+    def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """Log-odds ``log P_in - log P_out`` of unit embeddings; they do not saturate."""
         return self.head_.log_odds(embeddings)
 
     # ---------------------------------------------------------------- views

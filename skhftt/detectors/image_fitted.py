@@ -43,7 +43,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.metaestimators import available_if
 
 from skhftt._sklearn_compat import Interval, StrOptions, fit_context
-from skhftt.detectors.base import BaseTextDetector, space_state
+from skhftt.detectors.base import BaseTextDetector, digest, space_state
 from skhftt.detectors.zero_shot import _BlockScoredDetector, block_rows
 from skhftt.embedding.embedder import EmbeddingSpace
 from skhftt.embedding.encoders.base import Encoder
@@ -144,7 +144,13 @@ _SHARED_HEAD = """encoder : str or Encoder, default="openai/clip-vit-base-patch1
         The joint embedding model, as for :class:`~skhftt.HFTTDetector`
         (a model name or local directory, an encoder object, or
         ``"precomputed"``, in which case ``fit`` and ``score_samples`` take
-        embeddings)."""
+        embeddings).
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side is removed. ``"mismatch"`` (the use these
+        detectors are made for): the fitted images are what a dataset
+        should keep, and inputs unlike them are removed. ``"match"``:
+        inputs like the fitted images are removed. Scores do not depend on
+        it; removal rules and ``skhftt filter`` read it from here."""
 
 _SHARED_TAIL = """encode_batch_size : int, default=256
         Inputs per encoder forward pass.
@@ -272,6 +278,10 @@ class MSPDetector(_ImageFittedDetector):
     True
     """
 
+    _score_description: ClassVar[str] = (
+        "log of the largest class probability of a linear probe on images"
+    )
+
     _parameter_constraints: ClassVar[dict] = {
         **_ImageFittedDetector._parameter_constraints,
         "C": [Interval(Real, 0, None, closed="neither")],
@@ -285,6 +295,7 @@ class MSPDetector(_ImageFittedDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         C: float = 1.0,
         max_iter: int = 1000,
         threshold: float = math.log(0.5),
@@ -294,6 +305,7 @@ class MSPDetector(_ImageFittedDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.C = C
         self.max_iter = max_iter
         self.threshold = threshold
@@ -329,7 +341,7 @@ class MSPDetector(_ImageFittedDetector):
         classifier = LogisticRegression(C=self.C, max_iter=self.max_iter)
         classifier.fit(embeddings, codes)
         self._set_fitted({
-            **space_state(space),
+            **space_state(space, {"images": digest(embeddings)}),
             "classes_": classes,
             "coef_": classifier.coef_,
             "intercept_": classifier.intercept_,
@@ -442,6 +454,10 @@ class MahalanobisDetector(_ImageFittedDetector):
     True
     """
 
+    _score_description: ClassVar[str] = (
+        "minus the squared Mahalanobis distance to the nearest class mean"
+    )
+
     _parameter_constraints: ClassVar[dict] = {
         **_ImageFittedDetector._parameter_constraints,
         "shrinkage": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both")],
@@ -455,6 +471,7 @@ class MahalanobisDetector(_ImageFittedDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         shrinkage: str | float = "auto",
         threshold: float = 0.0,
         encode_batch_size: int = 256,
@@ -463,6 +480,7 @@ class MahalanobisDetector(_ImageFittedDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.shrinkage = shrinkage
         self.threshold = threshold
         self.encode_batch_size = encode_batch_size
@@ -510,7 +528,7 @@ class MahalanobisDetector(_ImageFittedDetector):
         target = np.trace(covariance) / dim
         covariance = (1.0 - shrinkage) * covariance + shrinkage * target * np.eye(dim)
         self._set_fitted({
-            **space_state(space),
+            **space_state(space, {"images": digest(embeddings)}),
             "classes_": classes,
             "means_": means,
             "covariance_": covariance,
@@ -601,6 +619,8 @@ class KNNDetector(_ImageFittedDetector):
     array([-0.4, -1. ])
     """
 
+    _score_description: ClassVar[str] = "minus the cosine distance to the k-th nearest fitted image"
+
     _parameter_constraints: ClassVar[dict] = {
         **_ImageFittedDetector._parameter_constraints,
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -613,6 +633,7 @@ class KNNDetector(_ImageFittedDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         n_neighbors: int = 10,
         threshold: float = 0.0,
         encode_batch_size: int = 256,
@@ -621,6 +642,7 @@ class KNNDetector(_ImageFittedDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.n_neighbors = n_neighbors
         self.threshold = threshold
         self.encode_batch_size = encode_batch_size
@@ -652,27 +674,14 @@ class KNNDetector(_ImageFittedDetector):
                 "in-distribution images given to fit."
             )
         self._set_fitted({
-            **space_state(space),
+            **space_state(space, {"images": digest(embeddings)}),
             "reference_embeddings_": embeddings,
             "offset_": self._offset_of(self.threshold),
         })
         return self
 
-    def score_samples(self, X: object) -> np.ndarray:
-        """Minus the cosine distance to the ``n_neighbors``-th nearest fitted image.
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            See :meth:`embed`.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,), float64
-            At most 0; 0 for an input with ``n_neighbors`` exact copies
-            among the fitted images.
-        """
-        embeddings = self.embed(X)
+    def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """Minus the cosine distance to the ``n_neighbors``-th nearest fitted image (<= 0)."""
         # The references were validated when they were fitted.
         with config_context(assume_finite=True):
             similarity = kth_neighbour_similarity(

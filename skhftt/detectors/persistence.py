@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 FORMAT = "skhftt.detector"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # skhftt 0.1 wrote HFTT detectors only, in this format.
 _FORMAT_V1 = "skhftt.HFTTDetector"
 _PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -93,7 +93,7 @@ def _json_value(name: str, value: Any) -> Any:
     return value
 
 
-def _json_params(detector: Any) -> dict[str, Any]:
+def json_params(detector: Any) -> dict[str, Any]:
     params = {}
     for name, value in detector.get_params(deep=False).items():
         if name == "encoder" and not isinstance(value, (str, os.PathLike)):
@@ -183,7 +183,7 @@ def save_detector(detector: Any, path: str | os.PathLike[str]) -> None:
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "skhftt_version": metadata.version("skhftt"),
-        "params": _json_params(detector),
+        "params": json_params(detector),
         "fitted": values,
     }
     _write_atomically(tensors, {"skhftt": json.dumps(config)}, os.fspath(path))
@@ -304,6 +304,8 @@ def load_detector(
     renamed = config.get("tensor_names", {})
     tensors = {renamed.get(name, name): array for name, array in load_file(target).items()}
     state = _join_state(tensors, config["fitted"])
+    # Written before format 3: no job (keep detectors, the default) and no digests.
+    state.setdefault("training_digests_", None)
     _check_widths(target, state)
     try:
         detector = cls(**params)

@@ -111,19 +111,7 @@ class _BlockScoredDetector(BaseTextDetector):
     ``_score_block``; it sets how many rows a block holds.
     """
 
-    def score_samples(self, X: object) -> np.ndarray:
-        """The detector's score: higher means more like the task.
-
-        Parameters
-        ----------
-        X : images, texts or embeddings
-            See :meth:`embed`.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,), float64
-        """
-        embeddings = self.embed(X)
+    def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         return _by_blocks(embeddings, self._n_columns(), self._score_block)
 
     def _n_columns(self) -> int:
@@ -150,6 +138,7 @@ class _SimilarityDetector(_BlockScoredDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         temperature: float = 1.0,
         templates: Sequence[str] | None = None,
         threshold: float = 0.0,
@@ -159,6 +148,7 @@ class _SimilarityDetector(_BlockScoredDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.temperature = temperature
         self.templates = templates
         self.threshold = threshold
@@ -187,7 +177,7 @@ class _SimilarityDetector(_BlockScoredDetector):
         """
         data = self._fit_data(X, y, need_world=False)
         self._set_fitted({
-            **space_state(data.space),
+            **space_state(data.space, data.digests),
             "task_names_": list(data.task.names),
             "task_columns_": data.task_columns,
             "offset_": self._offset_of(self.threshold),
@@ -205,6 +195,13 @@ _SHARED_PARAMETERS = """encoder : str or Encoder, default="openai/clip-vit-base-
         The joint embedding model, as for :class:`~skhftt.HFTTDetector`
         (a model name or local directory, an encoder object, or
         ``"precomputed"``).
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side of the task is removed. ``"mismatch"``: the
+        task lists what a dataset should keep (e.g. ImageNet's classes),
+        and inputs that do not match it are removed. ``"match"``: the task
+        describes what must go (e.g. hateful symbols), and inputs that
+        match it are removed. Scores do not depend on it; removal rules,
+        ``skhftt filter`` and several-concept scoring read it from here.
     temperature : float, default=1.0
         Temperature ``T``: the logits are the cosine similarities divided
         by ``T``."""
@@ -294,6 +291,10 @@ class MCMDetector(_SimilarityDetector):
     array([0.731, 0.731, 0.5  , 0.5  ])
     """
 
+    _score_description: ClassVar[str] = (
+        "MCM: largest softmax probability of a task column, in [1/C, 1]"
+    )
+
     def _score_logits(self, logits: np.ndarray) -> np.ndarray:
         return mcm_scores(logits)
 
@@ -331,6 +332,8 @@ class MaxLogitDetector(_SimilarityDetector):
     array([1., 1., 0., 0.])
     """
 
+    _score_description: ClassVar[str] = "largest cosine similarity to a task column, divided by T"
+
     def _score_logits(self, logits: np.ndarray) -> np.ndarray:
         return logits.max(axis=1)
 
@@ -366,6 +369,8 @@ class EnergyDetector(_SimilarityDetector):
     >>> det.score_samples(np.eye(4)).round(3)
     array([1.313, 1.313, 0.693, 0.693])
     """
+
+    _score_description: ClassVar[str] = "T * logsumexp of the task logits (negative free energy)"
 
     def _score_logits(self, logits: np.ndarray) -> np.ndarray:
         return self.temperature * logsumexp(logits, axis=1)
@@ -746,7 +751,7 @@ class _MinedNegativesDetector(_BlockScoredDetector):
         """
         data = self._fit_data(X, y, need_world=self._world_needed(X))
         self._set_fitted({
-            **space_state(data.space),
+            **space_state(data.space, data.digests),
             "task_names_": list(data.task.names),
             "task_columns_": data.task_columns,
             **self._mine(data),
@@ -828,6 +833,13 @@ class NegLabelDetector(_MinedNegativesDetector):
     ----------
     encoder : str or Encoder, default="openai/clip-vit-base-patch16"
         The joint embedding model, as for :class:`~skhftt.HFTTDetector`.
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side of the task is removed. ``"mismatch"``: the
+        task lists what a dataset should keep (e.g. ImageNet's classes),
+        and inputs that do not match it are removed. ``"match"``: the task
+        describes what must go (e.g. hateful symbols), and inputs that
+        match it are removed. Scores do not depend on it; removal rules,
+        ``skhftt filter`` and several-concept scoring read it from here.
     candidates : {"auto", "wordnet", "world"} or mapping, default="auto"
         Where the negative labels come from. ``"wordnet"``: the WordNet
         nouns and adjectives above (needs an encoder). ``"world"``: the
@@ -893,6 +905,10 @@ class NegLabelDetector(_MinedNegativesDetector):
     (['adj', 'noun'], 30)
     """
 
+    _score_description: ClassVar[str] = (
+        "NegLabel log-odds log S - log(1 - S) against mined negative labels"
+    )
+
     _parameter_constraints: ClassVar[dict] = {
         **_MinedNegativesDetector._parameter_constraints,
         "candidates": [StrOptions({"auto", "wordnet", "world"}), Mapping],
@@ -902,6 +918,7 @@ class NegLabelDetector(_MinedNegativesDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         candidates: str | Mapping[str, object] = "auto",
         n_negatives: int | float = 0.15,
         percentile: float = 95.0,
@@ -916,6 +933,7 @@ class NegLabelDetector(_MinedNegativesDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.candidates = candidates
         self.n_negatives = n_negatives
         self.percentile = percentile
@@ -986,6 +1004,13 @@ class CSPDetector(_MinedNegativesDetector):
     ----------
     encoder : str or Encoder, default="openai/clip-vit-base-patch16"
         The joint embedding model, as for :class:`~skhftt.HFTTDetector`.
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side of the task is removed. ``"mismatch"``: the
+        task lists what a dataset should keep (e.g. ImageNet's classes),
+        and inputs that do not match it are removed. ``"match"``: the task
+        describes what must go (e.g. hateful symbols), and inputs that
+        match it are removed. Scores do not depend on it; removal rules,
+        ``skhftt filter`` and several-concept scoring read it from here.
     candidates : "wordnet" or mapping, default="wordnet"
         ``"wordnet"``: the pool above (needs an encoder). A mapping
         ``part -> texts or embeddings`` (``(n, d)`` rows, or ``(n, m, d)``
@@ -1053,6 +1078,10 @@ class CSPDetector(_MinedNegativesDetector):
     True
     """
 
+    _score_description: ClassVar[str] = (
+        "NegLabel log-odds log S - log(1 - S) against CSP's conjugated pool"
+    )
+
     _parameter_constraints: ClassVar[dict] = {
         **_MinedNegativesDetector._parameter_constraints,
         "candidates": [StrOptions({"wordnet"}), Mapping],
@@ -1067,6 +1096,7 @@ class CSPDetector(_MinedNegativesDetector):
         self,
         *,
         encoder: str | Encoder = DEFAULT_ENCODER,
+        unwanted: Literal["mismatch", "match"] = "mismatch",
         candidates: str | Mapping[str, object] = "wordnet",
         n_negatives: int | float = 0.15,
         percentile: float = 95.0,
@@ -1086,6 +1116,7 @@ class CSPDetector(_MinedNegativesDetector):
         verbose: int = 0,
     ) -> None:
         self.encoder = encoder
+        self.unwanted = unwanted
         self.candidates = candidates
         self.n_negatives = n_negatives
         self.percentile = percentile

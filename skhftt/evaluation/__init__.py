@@ -24,7 +24,12 @@ from skhftt.evaluation.metrics import (
     ood_metrics,
 )
 from skhftt.evaluation.plotting import ScoreHistogramDisplay, plot_roc
-from skhftt.evaluation.selection import SelectionResult, ensemble_grid, select_detector
+from skhftt.evaluation.selection import (
+    SelectionResult,
+    ensemble_grid,
+    select_detector,
+    temperature_grid,
+)
 
 __all__ = [
     "CORRUPTIONS",
@@ -43,4 +48,5 @@ __all__ = [
     "ood_metrics",
     "plot_roc",
     "select_detector",
+    "temperature_grid",
 ]

@@ -42,9 +42,13 @@ from skhftt.evaluation.metrics import ood_metrics
 from skhftt.space.task import parse_task
 from skhftt.space.validation import check_embeddings, is_string_sequence
 
-__all__ = ["SelectionResult", "ensemble_grid", "select_detector"]
+__all__ = ["SelectionResult", "ensemble_grid", "select_detector", "temperature_grid"]
 
 JOBS = ("ood", "concept")
+# The selection job of a detector's job (its ``unwanted``): a keep job is OOD removal.
+_SELECTION_JOB = {"mismatch": "ood", "match": "concept"}
+# HFTT's temperatures that temperature_grid offers, fixed before any benchmark ran.
+HFTT_TEMPERATURES = (0.01, 0.02, 0.05, 0.1)
 SCORINGS = ("fpr95", "auroc")
 # The grid bench_proxy_ood measured; ensemble_grid's defaults.
 ENSEMBLE_TEMPERATURES = (0.01, 0.02, 0.05)
@@ -143,12 +147,54 @@ def ensemble_grid(
             for t in temperatures for w in mcm_weights}
 
 
+def temperature_grid(
+    detector: Any, *, temperatures: Sequence[float] = HFTT_TEMPERATURES
+) -> dict[str, Any]:
+    """Candidates for :func:`select_detector`: a detector at several temperatures.
+
+    The default choice of ``skhftt fit --remove``: HFTT at the paper's
+    temperature (0.01) and three softer ones.
+
+    Parameters
+    ----------
+    detector : detector with a ``temperature`` parameter
+        Unfitted; every candidate is a clone with ``temperature`` set.
+    temperatures : sequence of float, default=(0.01, 0.02, 0.05, 0.1)
+
+    Returns
+    -------
+    dict of str to detector
+        ``"T=<t>"`` -> candidate.
+    """
+    return {f"T={t:g}": clone(detector).set_params(temperature=t) for t in temperatures}
+
+
+def _job_of(candidates: Mapping[str, Any], job: str | None) -> str:
+    """The selection job: given, or that of the candidates' own job (``unwanted``)."""
+    jobs = {_SELECTION_JOB[c.get_params().get("unwanted", "mismatch")]
+            for c in candidates.values()}
+    if job is None:
+        if len(jobs) > 1:
+            raise ValueError("the candidates are made for different jobs (unwanted='match' "
+                             "and 'mismatch'); select among detectors of one job.")
+        return jobs.pop()
+    if job not in JOBS:
+        raise ValueError(f"job must be one of {list(JOBS)} or None; got {job!r}.")
+    if jobs != {job}:
+        raise ValueError(
+            f"job={job!r} contradicts the candidates' own job: a detector with "
+            f"unwanted='mismatch' keeps what matches its task (job 'ood'), one with "
+            f"unwanted='match' removes it (job 'concept'). Leave job=None, or set the "
+            "candidates' unwanted.")
+    return job
+
+
 def select_detector(
     candidates: Mapping[str, Any],
     X: object,
     y: object,
     *,
-    job: Literal["ood", "concept"] = "ood",
+    job: Literal["ood", "concept"] | None = None,
     templates: Sequence[str] | None = None,
     validation_fraction: float = 0.25,
     item_fraction: float = 0.2,
@@ -172,10 +218,12 @@ def select_detector(
         The task, as for the detectors' ``fit``: class names (with
         ``templates``), a mapping class -> prompts, or a mapping class ->
         ``(m, d)`` prompt embeddings. Every item needs at least 2 prompts.
-    job : {"ood", "concept"}, default="ood"
+    job : {"ood", "concept"} or None, default=None
         ``"ood"``: the task lists what to keep, held-out items are out of
         distribution. ``"concept"``: the task describes an unwanted concept,
-        held-out items are in it. See the module docstring.
+        held-out items are in it. See the module docstring. None takes it
+        from the candidates' own job (their ``unwanted``: ``"mismatch"`` is
+        ``"ood"``, ``"match"`` is ``"concept"``), which must agree.
     templates : list of str, default=None
         Templates expanding class names given as a list.
     validation_fraction : float, default=0.25
@@ -202,7 +250,8 @@ def select_detector(
     ValueError
         Fewer than 2 candidates' worth of input (no candidate, fewer than 2
         task items, an item with one prompt, a world corpus smaller than
-        ``n_folds``) or an unknown ``job`` / ``scoring``.
+        ``n_folds``), an unknown ``job`` / ``scoring``, or a ``job`` that
+        contradicts the candidates' own.
 
     Examples
     --------
@@ -220,12 +269,11 @@ def select_detector(
     >>> result.best_name in {"MCM", "MaxLogit"}, sorted(result.criteria)
     (True, ['MCM', 'MaxLogit'])
     """
-    if job not in JOBS:
-        raise ValueError(f"job must be one of {list(JOBS)}; got {job!r}.")
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {list(SCORINGS)}; got {scoring!r}.")
     if not candidates:
         raise ValueError("candidates is empty; give at least one detector.")
+    job = _job_of(candidates, job)
     if not (0 < validation_fraction < 1 and 0 < item_fraction < 1):
         raise ValueError(
             "validation_fraction and item_fraction must be in (0, 1); got "

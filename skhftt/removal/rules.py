@@ -16,11 +16,12 @@ one of five rules:
   p-values against clean calibration samples, so that the expected share of
   clean samples among those removed is at most ``alpha``.
 
-Which side is unwanted is the caller's choice (``unwanted="mismatch"`` for
-out-of-distribution removal, ``"match"`` when the task texts describe the
-unwanted content); the rules work on scores oriented "higher = more unwanted".
-An input exactly at a ``"score"`` or ``"probability"`` cut-off matches the
-task (+1), as in ``predict``.
+Which side is unwanted is the detector's job, set when it was made
+(``unwanted="mismatch"`` for out-of-distribution removal, ``"match"`` when the
+task texts describe the unwanted content) and read from it here; a rule told
+the opposite refuses. The rules work on scores oriented "higher = more
+unwanted". An input exactly at a ``"score"`` or ``"probability"`` cut-off
+matches the task (+1), as in ``predict``.
 """
 
 from __future__ import annotations
@@ -31,23 +32,23 @@ from typing import Literal
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from skhftt.detectors.base import BaseTextDetector
+from skhftt.detectors.base import JOBS, BaseTextDetector, check_job
 from skhftt.removal.thresholds import conformal_fdr, threshold_at_tpr, threshold_for_fraction
 
 __all__ = ["RemovalRule", "removal_mask", "unwanted_scores"]
 
 _METHODS = ("score", "probability", "tpr", "fraction", "fdr")
 _CUT_METHODS = ("score", "probability")
-_SIDES = ("match", "mismatch")
 
 
 def _check_side(unwanted: object) -> None:
-    if unwanted not in _SIDES:
+    if unwanted not in JOBS:
         raise ValueError(f"unwanted must be 'match' or 'mismatch'; got {unwanted!r}.")
 
 
 def unwanted_scores(
-    detector: BaseTextDetector, X: object, *, unwanted: Literal["match", "mismatch"] = "mismatch"
+    detector: BaseTextDetector, X: object, *,
+    unwanted: Literal["match", "mismatch"] | None = None,
 ) -> np.ndarray:
     """The detector's decision function, signed so that higher = more unwanted.
 
@@ -55,20 +56,27 @@ def unwanted_scores(
     ----------
     detector : fitted detector
     X : images, texts or embeddings
-    unwanted : {"mismatch", "match"}, default="mismatch"
-        ``"mismatch"``: inputs outside the task are unwanted (scores are
-        ``-decision_function``); ``"match"``: inputs matching the task are.
+    unwanted : {"mismatch", "match"} or None, default=None
+        The detector's job (its ``unwanted`` parameter) when None: with
+        ``"mismatch"`` inputs outside the task are unwanted (scores are
+        ``-decision_function``), with ``"match"`` inputs matching the task
+        are. A value that contradicts the detector's job is refused.
+
+    Raises
+    ------
+    ValueError
+        ``unwanted`` contradicts the detector's job.
     """
-    _check_side(unwanted)
+    side = check_job(detector, unwanted)
     decision = detector.decision_function(X)
-    return decision if unwanted == "match" else -decision
+    return decision if side == "match" else -decision
 
 
 def removal_mask(
     scores: object,
     *,
     method: Literal["score", "probability", "tpr", "fraction", "fdr"],
-    unwanted: Literal["match", "mismatch"] = "mismatch",
+    unwanted: Literal["match", "mismatch"],
     calibration_scores: object = None,
     alpha: float = 0.1,
     tpr: float = 0.95,
@@ -84,6 +92,8 @@ def removal_mask(
     as in ``predict``), hence it is removed when ``unwanted="match"`` and
     kept when ``unwanted="mismatch"``. ``"tpr"`` and ``"fdr"`` need
     ``calibration_scores`` of clean samples, oriented the same way.
+    ``unwanted`` is the job of the detector that made the scores; it has no
+    default, since scores on disk no longer carry their detector.
 
     Returns
     -------
@@ -115,8 +125,12 @@ class RemovalRule:
     method : {"score", "probability", "tpr", "fraction", "fdr"}, default="fdr"
         See the module docstring. ``"probability"`` needs a detector with
         ``predict_proba``.
-    unwanted : {"mismatch", "match"}, default="mismatch"
-        Which side of the detector is removed.
+    unwanted : {"mismatch", "match"} or None, default=None
+        Which side of the detector is removed: None takes the detector's
+        job (its ``unwanted`` parameter). A value that contradicts it is
+        refused rather than guessed at; to apply a detector to the other
+        job, set that job on it (``detector.set_params(unwanted=...)``,
+        which changes no score).
     threshold : float, optional
         The cut-off of ``method="score"`` (on ``score_samples``) or
         ``method="probability"`` (a probability in (0, 1); for HFTT ``P_in``,
@@ -141,7 +155,8 @@ class RemovalRule:
     Raises
     ------
     ValueError
-        An unknown ``method`` or ``unwanted``; ``method="probability"`` for a
+        An unknown ``method`` or ``unwanted``; an ``unwanted`` that
+        contradicts the detector's job; ``method="probability"`` for a
         detector without ``predict_proba``; a ``threshold`` out of range or
         given to a method that takes none.
 
@@ -165,7 +180,7 @@ class RemovalRule:
         detector: BaseTextDetector,
         *,
         method: Literal["score", "probability", "tpr", "fraction", "fdr"] = "fdr",
-        unwanted: Literal["match", "mismatch"] = "mismatch",
+        unwanted: Literal["match", "mismatch"] | None = None,
         threshold: float | None = None,
         alpha: float = 0.1,
         tpr: float = 0.95,
@@ -173,8 +188,8 @@ class RemovalRule:
     ) -> None:
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
-        _check_side(unwanted)
         check_is_fitted(detector)
+        side = check_job(detector, unwanted)
         if method == "probability" and not hasattr(detector, "predict_proba"):
             raise ValueError(
                 f"method='probability' needs a detector with predict_proba, and a "
@@ -195,7 +210,7 @@ class RemovalRule:
             )
         self.detector = detector
         self.method = method
-        self.unwanted = unwanted
+        self.unwanted = side
         self.threshold = threshold
         self.alpha = alpha
         self.tpr = tpr
