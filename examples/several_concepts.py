@@ -85,13 +85,13 @@ def default_encoder() -> str:
 
 def build(encoder: str, world: list[str], device: str) -> MultiConceptDetector:
     def concept(task: object, unwanted: str) -> Concept:
-        detector = HFTTDetector(encoder=encoder, device=device, random_state=0).fit(world, task)
+        detector = HFTTDetector(encoder=encoder, unwanted=unwanted, device=device,
+                                random_state=0).fit(world, task)
         clean = detector.score_samples(Texts(CLEAN))
-        # A concept flags log-odds > offset_ ("match") or <= offset_ ("mismatch").
-        detector.offset_ = float(
-            clean.max() if unwanted == "match" else np.nextafter(clean.min(), -np.inf)
-        )
-        return Concept(detector, unwanted)
+        # An input matches a concept from its score_threshold up. Set on clean captions:
+        # a remove job flags only scores above every clean one, a keep job only below.
+        cut = np.nextafter(clean.max(), np.inf) if unwanted == "match" else clean.min()
+        return Concept(detector, score_threshold=float(cut))
 
     return MultiConceptDetector({
         "off-domain": concept(PETS, "mismatch"),

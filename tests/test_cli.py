@@ -47,7 +47,8 @@ def fitted(embeddings):
                    "--n-embeddings", 4, "--seed", 1, "--detector", "hftt")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(
-        f"wrote {str(path)!r}: HFTTDetector, 3 task column(s), 4 learned, width 16")
+        f"wrote {str(path)!r}: HFTTDetector, 3 task column(s), width 16; it removes inputs "
+        "that do not match its task")
     return path
 
 
@@ -123,7 +124,7 @@ def test_detectors_of_different_spaces_are_refused(tmp_path, fitted):
 
 def test_several_detectors_then_filter(tmp_path, embeddings, fitted):
     second = tmp_path / "strict.safetensors"
-    save_detector(joblib.load(fitted).set_params(threshold=0.9), second)
+    save_detector(joblib.load(fitted).set_params(threshold=0.9, unwanted="match"), second)
     done = _skhftt("score", "-d", fitted, "-d", second, "--unwanted", "strict=match",
                    embeddings / "in", embeddings / "out" / "other_0.npy", "-o", tmp_path / "s",
                    "--encoder", "precomputed")

@@ -105,8 +105,8 @@ def test_explain_reports_unreadable_images_and_goes_on(tmp_path):
     done = _skhftt("explain", tmp_path / "det.joblib", tmp_path / "pics", "--world",
                    tmp_path / "world.txt", "-k", 2)
     assert done.returncode == 0, done.stderr
-    rows = done.stdout.split("\n\n")[1].splitlines()[1:]
-    unreadable = sorted(row.split()[3].rstrip(":") for row in rows if " unreadable " in row)
+    rows = done.stdout.split("\n\n")[1].splitlines()[2:]  # after the job and the header
+    unreadable = sorted(row.split()[4].rstrip(":") for row in rows if " unreadable " in row)
     assert unreadable == [str(tmp_path / "pics" / "broken.png"),
                           str(tmp_path / "pics" / "phone.heic")]
     assert len(rows) == 4 and "notes.txt" not in done.stdout
