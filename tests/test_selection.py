@@ -171,3 +171,17 @@ def test_temperature_grid_clones_at_each_temperature():
     assert list(grid) == ["T=0.01", "T=0.02", "T=0.05", "T=0.1"]
     assert [d.temperature for d in grid.values()] == [0.01, 0.02, 0.05, 0.1]
     assert {d.unwanted for d in grid.values()} == {"match"}
+
+
+def test_the_candidates_templates_expand_the_task():
+    world = [f"a red car number {i}" for i in range(20)]
+    templates = ["a photo of a {}.", "a drawing of a {}."]
+    encoder = HashingEncoder(dim=32)
+    result = select_detector({"MCM": MCMDetector(encoder=encoder, templates=templates)}, world,
+                             ["dog", "cat", "horse"])
+    explicit = select_detector({"MCM": MCMDetector(encoder=encoder)}, world,
+                               ["dog", "cat", "horse"], templates=templates)
+    assert result.criteria == explicit.criteria
+    with pytest.raises(ValueError, match="different templates"):
+        select_detector({"a": MCMDetector(encoder=encoder, templates=templates),
+                         "b": MCMDetector(encoder=encoder)}, world, ["dog", "cat"])

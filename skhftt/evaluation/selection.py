@@ -189,6 +189,15 @@ def _job_of(candidates: Mapping[str, Any], job: str | None) -> str:
     return job
 
 
+def _templates_of(candidates: Mapping[str, Any]) -> list[str] | None:
+    """The templates every candidate was given (None when none has any)."""
+    given = {tuple(c.get_params().get("templates") or ()) for c in candidates.values()}
+    if len(given) > 1:
+        raise ValueError("the candidates have different templates; give templates= once, "
+                         "for all of them.")
+    return list(given.pop()) or None
+
+
 def select_detector(
     candidates: Mapping[str, Any],
     X: object,
@@ -225,7 +234,8 @@ def select_detector(
         from the candidates' own job (their ``unwanted``: ``"mismatch"`` is
         ``"ood"``, ``"match"`` is ``"concept"``), which must agree.
     templates : list of str, default=None
-        Templates expanding class names given as a list.
+        Templates expanding class names given as a list. None takes the
+        candidates' own ``templates`` (which must agree), if they have any.
     validation_fraction : float, default=0.25
         Share of each item's prompts (the last ones) held out as in-distribution
         stand-ins, at least 1 and at most all but one.
@@ -274,6 +284,8 @@ def select_detector(
     if not candidates:
         raise ValueError("candidates is empty; give at least one detector.")
     job = _job_of(candidates, job)
+    if templates is None:
+        templates = _templates_of(candidates)
     if not (0 < validation_fraction < 1 and 0 < item_fraction < 1):
         raise ValueError(
             "validation_fraction and item_fraction must be in (0, 1); got "
