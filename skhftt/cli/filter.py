@@ -225,7 +225,7 @@ def _kept_files(table: ScoreTable, keep: Any) -> list[str]:
     return files
 
 
-def check_run(source: str, flag: str, allow_incomplete: bool) -> None:
+def _check_run(source: str, flag: str, allow_incomplete: bool) -> None:
     """Refuse a scores folder whose recorded run is incomplete or mixed with other scores.
 
     With ``allow_incomplete``, missing shards are reported on stderr instead.
@@ -256,9 +256,9 @@ def run(args: argparse.Namespace) -> int:
     folder = args.copy_to or args.symlink_to
     if folder:
         check_output_dir(folder, "--copy-to" if args.copy_to else "--symlink-to")
-    check_run(args.scores, "SCORES_DIR", args.allow_incomplete)
+    _check_run(args.scores, "SCORES_DIR", args.allow_incomplete)
     if args.calibration is not None:
-        check_run(args.calibration, "--calibration", args.allow_incomplete)
+        _check_run(args.calibration, "--calibration", args.allow_incomplete)
     table = read_scores(args.scores, unwanted=args.unwanted, concept=args.concept)
     remove = _removal(args, table)
     keep = ~remove & ~table.failed

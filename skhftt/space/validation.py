@@ -21,6 +21,7 @@ UNIT_TOLERANCE = 1e-4
 # A float32 sum of squares is exact enough between these norms; outside them it
 # underflows to 0 (a row of 1e-30 values) or overflows to inf (a row of 1e30).
 _SAFE_NORMS = (1e-18, 1e18)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def row_norms(rows: np.ndarray) -> np.ndarray:
@@ -58,10 +59,14 @@ def scale_to_unit(rows: np.ndarray, norms: np.ndarray) -> np.ndarray:
     beside it. ``norms`` (from :func:`row_norms`) must be finite and non-zero.
     """
     off = np.abs(norms - 1) > UNIT_TOLERANCE
-    if off.all():
-        rows /= norms[:, None]
-    elif off.any():
-        rows[off] /= norms[off, None]
+    wide = norms > _FLOAT32_MAX  # values near float32's limit: divided in float64
+    narrow = off & ~wide
+    if narrow.all():
+        rows /= norms.astype(np.float32)[:, None]
+    elif narrow.any():
+        rows[narrow] /= norms[narrow, None].astype(np.float32)
+    if wide.any():
+        rows[wide] = rows[wide] / norms[wide, None]
     return rows
 
 
