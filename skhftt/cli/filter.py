@@ -237,7 +237,7 @@ def _check_run(source: str, flag: str, allow_incomplete: bool) -> None:
     warning = check_complete(source, allow_incomplete=allow_incomplete, name=f"{flag} {source!r}",
                              allow="--allow-incomplete", rerun="the same 'skhftt score' command")
     if warning is not None:
-        print(f"skhftt filter: warning: {warning} (--allow-incomplete)", file=sys.stderr)
+        print(f"skhftt filter: warning: {warning}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
