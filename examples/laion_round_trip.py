@@ -89,7 +89,8 @@ def main() -> None:
           f"{dogs:,} of them captioned 'a dog'")
 
     # DataComp-style: remove a fixed share of the whole dataset, the most unwanted.
-    scores = ds.dataset(work / "scores", format="parquet").to_table(columns=["score"])
+    scores = ds.dataset(sorted((work / "scores").glob("*.parquet")),  # not skhftt-run.json
+                        format="parquet").to_table(columns=["score"])
     oriented = -scores.column("score").to_numpy()  # higher = more unwanted (outside the task)
     cut = threshold_for_fraction(oriented, 0.1)
     removal = select_rows(work / "scores", work / "removed", keep=False, threshold=cut,

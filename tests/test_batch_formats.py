@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -139,11 +140,12 @@ def test_parquet_content_is_detected_from_its_columns(tmp_path):
     assert found["struct"].image_column == "picture"
     [forced] = discover_shards(tmp_path / "both.parquet", image_column="jpg")
     assert forced.image_column == "jpg" and not forced.has_embeddings
-    with pytest.raises(ValueError, match=r"several \(a, b\) columns of encoded images; name "
-                                         r"the image column \(image_column=, --image-column\)"):
-        discover_shards(tmp_path / "unnamed.pq", kind="parquet")
-    with pytest.raises(ValueError, match="has no image column 'c' holding encoded images"):
-        discover_shards(tmp_path / "unnamed.pq", kind="parquet", image_column="c")
+    # A shard that cannot be read carries why, and fails alone when it is scored.
+    [unnamed] = discover_shards(tmp_path / "unnamed.pq", kind="parquet")
+    assert re.search(r"several \(a, b\) columns of encoded images; name the image column "
+                     r"\(image_column=, --image-column\)", unnamed.error)
+    [unnamed] = discover_shards(tmp_path / "unnamed.pq", kind="parquet", image_column="c")
+    assert "has no image column 'c' holding encoded images" in unnamed.error
 
 
 def test_a_table_of_neither_is_a_clear_shard_error(tmp_path):
@@ -179,7 +181,7 @@ def test_image_parquet_is_read_one_row_group_at_a_time(tmp_path, det, monkeypatc
     monkeypatch.setattr(ParquetChunks, "read", read)
     report = score_shards(det, tmp_path / "big.parquet", tmp_path / "out", batch_size=5)
     assert report.n_rows == 120 and report.n_errors == 0
-    assert reads == list(range(30))
+    assert sorted(reads) == list(range(30))  # decoding threads may ask in another order
     group = total / 30
     assert max(peaks) < 6 * group, (max(peaks), group)  # of 30 row groups
 

@@ -192,3 +192,17 @@ def test_metadata_is_streamed_in_batches(tmp_path, det, monkeypatch):
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", iter_batches)
     report = select_rows(tmp_path / "scores", tmp_path / "kept", batch_rows=8)
     assert report.n_rows == 40 and max(sizes) <= 8 and sum(sizes) == 80  # both files, once
+
+
+def test_an_incomplete_run_is_refused_unless_allowed(tmp_path, det):
+    _laion(tmp_path / "laion", [5, 4])
+    score_shards(det, tmp_path / "laion", tmp_path / "scores")
+    (tmp_path / "scores" / "img_emb_1.parquet").unlink()  # as a killed run leaves it
+    with pytest.raises(ValueError, match=r"scores '.*scores' is incomplete: 1 of the 2 "
+                                         r"shard\(s\) .*\(img_emb_1\.parquet\).*score_shards "
+                                         r"again.*allow_incomplete=True"):
+        select_rows(tmp_path / "scores", tmp_path / "kept")
+    assert not (tmp_path / "kept").exists()
+    with pytest.warns(UserWarning, match=r"1 of the 2 shard\(s\)"):
+        report = select_rows(tmp_path / "scores", tmp_path / "kept", allow_incomplete=True)
+    assert (report.written, report.n_rows) == (["img_emb_0"], 5)

@@ -27,6 +27,7 @@ from _scoring_data import (
 from skhftt import HFTTDetector
 from skhftt.batch import ScoringError, ShardScorer, score_shards
 from skhftt.batch.embeddings import unit_block
+from skhftt.batch.record import read_run
 from skhftt.embedding.encoders.hashing import HashingEncoder
 
 distributed = pytest.importorskip("distributed")
@@ -61,6 +62,8 @@ def test_embedding_shards_on_dask_equal_in_process(tmp_path, client, det):
     there = score_shards(det, inputs, tmp_path / "there", block_rows=4, client=client)
     assert sorted(there.written) == here.written and there.n_rows == here.n_rows == 29
     assert read_outputs(tmp_path / "there") == read_outputs(tmp_path / "here")
+    assert read_run(tmp_path / "there") == read_run(tmp_path / "here")  # recorded on Dask too
+    assert read_run(tmp_path / "there")["shards"] == [f"{name}.parquet" for name in here.written]
     again = score_shards(det, inputs, tmp_path / "there", client=client)
     assert again.written == [] and sorted(again.skipped) == here.written
 

@@ -141,3 +141,25 @@ def test_every_listed_extension_is_readable_or_names_its_plugin(tmp_path):
         path.write_bytes(b"\0" * 64)
         with pytest.raises(ValueError, match=f"need the {package} package"):
             load_image(path)
+
+
+def test_in_memory_and_batch_scoring_embed_images_identically(tmp_path, tiny_clip, image_files):
+    """One pipeline: decoding threads (in memory, and batch jobs without workers) and
+    DataLoader worker processes give the same embeddings, bit for bit."""
+    import torch
+
+    from skhftt.batch import discover_shards
+    from skhftt.batch.images import image_blocks
+    from skhftt.embedding.inputs import to_embeddings
+
+    names = ["astronaut.jpg", "coffee_exif.png", "camera16.png", "logo_rgba.png", "china.jpg"]
+    files = [str(image_files[name]) for name in names]
+    (tmp_path / "list.txt").write_text("\n".join(files))
+    [shard] = discover_shards(tmp_path / "list.txt")
+    in_memory = to_embeddings(files, encoder=tiny_clip, dim=None, batch_size=2)
+    for workers in (0, 2):
+        blocks = list(image_blocks(shard, tiny_clip, dim=in_memory.shape[1], batch_size=2,
+                                   num_workers=workers, device=torch.device("cpu")))
+        assert [len(block) for block in blocks] == [2, 2, 1]
+        assert all(block.errors is None for block in blocks)
+        np.testing.assert_array_equal(np.concatenate([b.embeddings for b in blocks]), in_memory)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,9 +36,11 @@ from _synthetic import unit
 
 from skhftt import HFTTDetector, HFTTEnsembleDetector
 from skhftt.batch import (
+    RUN_FILE,
     ScoringError,
     ShardScorer,
     discover_shards,
+    missing_outputs,
     output_schema,
     read_manifest,
     score_shards,
@@ -77,17 +80,23 @@ def _check_against(rows, det, inputs):
 
 
 def test_folder_is_walked_recursively_in_order_and_split(tmp_path):
+    """Every file is an input, hidden ones too; a file of another extension is read as an
+    image, except the sidecars of an image (same name up to the first dot)."""
     write_images(tmp_path / "pics", 7, bad=False)
     (tmp_path / "pics" / "notes.txt").write_text("not an image")
+    (tmp_path / "pics" / "img000.txt").write_text("a caption")
+    (tmp_path / "pics" / "sub" / "img002.json").write_text("{}")
+    (tmp_path / "pics" / ".hidden.png").write_bytes((tmp_path / "pics" / "img000.png")
+                                                    .read_bytes())
     shards = discover_shards(tmp_path / "pics", shard_size=3)
     assert [s.name for s in shards] == ["pics-00000", "pics-00001", "pics-00002"]
     assert {s.kind for s in shards} == {"images"}
     items = [item for s in shards for item in s.items]
     assert items == [
-        "img000.png", "img001.png", "img003.png", "img004.png", "img006.png",
-        "sub/img002.jpg", "sub/img005.jpg",
+        ".hidden.png", "img000.png", "img001.png", "img003.png", "img004.png", "img006.png",
+        "notes.txt", "sub/img002.jpg", "sub/img005.jpg",
     ]
-    assert [s.n_items for s in shards] == [3, 3, 1]
+    assert [s.n_items for s in shards] == [3, 3, 3]
     (tmp_path / "pics" / "sub" / "loop").symlink_to(tmp_path / "pics")
     assert [item for s in discover_shards(tmp_path / "pics") for item in s.items] == items
 
@@ -220,7 +229,6 @@ def test_parquet_shard_with_bad_rows(tmp_path, pre_det, fixed):
     embeddings[5] = [0.0] * DIM
     if not fixed:
         embeddings[6] = embeddings[6][:4]
-        embeddings[7] = [1e30] * DIM
     write_embedding_parquet(tmp_path / "e.parquet", embeddings, ids=list(range(8)),
                             value_type=pa.float16() if fixed else pa.float32(), fixed=fixed)
     report = score_shards(pre_det, tmp_path / "e.parquet", tmp_path / "out", block_rows=3)
@@ -232,7 +240,6 @@ def test_parquet_shard_with_bad_rows(tmp_path, pre_det, fixed):
                 5: "embedding is all zeros: it has no direction"}
     if not fixed:
         expected[6] = f"embedding has width 4, expected {DIM}"
-        expected[7] = "embedding is too large to normalise in float32"
     assert errors == expected
     assert report.n_errors == len(expected)
     assert all(rows[i]["score"] is None and rows[i]["decision"] is None for i in errors)
@@ -259,21 +266,23 @@ def test_wrong_width_fails_that_shard_only(tmp_path, pre_det):
     report = caught.value.report
     assert report.written == ["part_0"]
     assert "width 17, but the detector works in a space of width 16" in report.failed["part_1"]
-    assert sorted(os.listdir(tmp_path / "out")) == ["part_0.parquet"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["part_0.parquet", RUN_FILE]
 
 
 def test_npy_files_are_checked(tmp_path, pre_det):
     np.save(tmp_path / "ints.npy", np.ones((3, DIM), np.int64))
-    with pytest.raises(ValueError, match=r"ints\.npy' holds a int64 array of shape \(3, 16\)"):
-        discover_shards(tmp_path / "ints.npy")
+    [shard] = discover_shards(tmp_path / "ints.npy")
+    assert re.search(r"ints\.npy' holds a int64 array of shape \(3, 16\)", shard.error)
     (tmp_path / "junk.npy").write_bytes(b"junk")
-    with pytest.raises(ValueError, match=r"junk\.npy' is not a readable \.npy file"):
-        discover_shards(tmp_path / "junk.npy")
+    [shard] = discover_shards(tmp_path / "junk.npy")
+    assert re.search(r"junk\.npy' is not a readable \.npy file", shard.error)
+    with pytest.raises(ScoringError, match=r"junk: ValueError: .*junk\.npy' is not a readable"):
+        score_shards(pre_det, tmp_path / "junk.npy", tmp_path / "junk")
     [path] = write_npy_shards(tmp_path / "in", [10])
     path.write_bytes(path.read_bytes()[: -DIM * 2 * 3 - 5])
     with pytest.raises(ScoringError, match="promises 10 rows, but the data end within row 6"):
         score_shards(pre_det, path, tmp_path / "out", block_rows=4)
-    assert os.listdir(tmp_path / "out") == []
+    assert os.listdir(tmp_path / "out") == [RUN_FILE]
 
 
 def test_empty_shards_give_empty_outputs(tmp_path, pre_det):
@@ -379,10 +388,8 @@ def test_tiny_clip_through_dataloader_workers(tmp_path, tiny_clip_dir, image_fil
     score_shards(det, folder, tmp_path / "out", num_workers=2, batch_size=4)
     rows = _rows(tmp_path / "out", folder.name + "-00000")
     by_name = {os.path.basename(row["id"]): row for row in rows}
-    expected = sorted(
-        name for name in os.listdir(folder) if os.path.splitext(name)[1] in {".png", ".jpg"}
-    )
-    assert sorted(by_name) == expected
+    expected = sorted(os.listdir(folder))  # scan_0001, a PNG without extension, included
+    assert "scan_0001" in expected and sorted(by_name) == expected
     assert by_name["corrupt.jpg"]["error"].startswith("ValueError")
     good = [name for name in expected if name != "corrupt.jpg"]
     _check_against([by_name[n] for n in good], det, [str(folder / n) for n in good])
@@ -447,7 +454,7 @@ def test_systemic_encoder_failure_fails_the_shard(tmp_path):
     write_images(tmp_path / "pics", 2, bad=False)
     with pytest.raises(ScoringError, match="pics-00000: RuntimeError: the model cannot take this"):
         score_shards(det, tmp_path / "pics", tmp_path / "out")
-    assert os.listdir(tmp_path / "out") == []
+    assert os.listdir(tmp_path / "out") == [RUN_FILE]
 
 
 def test_precomputed_detector_refuses_images_before_writing(tmp_path, pre_det):
@@ -564,7 +571,7 @@ def test_failure_mid_shard_leaves_no_output(tmp_path, pre_det):
     broken = ShardScorer(FailingHead(scorer.head), scorer.offset, scorer.fingerprint)
     with pytest.raises(ScoringError, match="part_0: OSError: disk full"):
         score_shards(broken, tmp_path / "in", tmp_path / "out", block_rows=4)
-    assert os.listdir(tmp_path / "out") == []
+    assert os.listdir(tmp_path / "out") == [RUN_FILE]
 
 
 _CHILD = textwrap.dedent(
@@ -662,19 +669,22 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, kind):
     out = tmp_path / "out"
     child = _run_child(tmp_path, detector_path, out, inputs, options,
                        hang_after=blocks_per_shard + 1)
-    try:
-        _wait_for(lambda: out.is_dir() and len(os.listdir(out)) == 2, child)
+    try:  # the run record, the first shard's output and the second's temporary file
+        _wait_for(lambda: out.is_dir() and len(os.listdir(out)) == 3, child)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     first = reference["written"][0]
-    assert sorted(p for p in os.listdir(out) if ".partial-" not in p) == [f"{first}.parquet"]
+    assert sorted(p for p in os.listdir(out) if ".partial-" not in p) == [f"{first}.parquet",
+                                                                         RUN_FILE]
+    assert missing_outputs(out) == [f"{name}.parquet" for name in reference["written"][1:]]
     assert len(partials(out)) == 1  # the second shard, cut short
     finished_at = (out / f"{first}.parquet").stat().st_mtime_ns
 
     resumed = _run_child(tmp_path, detector_path, out, inputs, options)
     assert resumed["skipped"] == [first]
     assert resumed["written"] == reference["written"][1:]
+    assert missing_outputs(out) == []
     assert (out / f"{first}.parquet").stat().st_mtime_ns == finished_at
     assert partials(out) == []
     expected = read_outputs(tmp_path / "reference")

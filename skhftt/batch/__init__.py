@@ -10,12 +10,14 @@ clip-retrieval, img2dataset parquet files) and writes the rows to keep or to
 remove.
 
 The modules, from the bottom up: :mod:`~skhftt.batch.formats` (what files
-hold), :mod:`~skhftt.batch.shards` (discovery), the readers
-:mod:`~skhftt.batch.embeddings` and :mod:`~skhftt.batch.images`,
-:mod:`~skhftt.batch.output` (the writers), :mod:`~skhftt.batch.scorers`
-(one :class:`Scorer` per kind of detector), :mod:`~skhftt.batch.task` (one
-shard), :mod:`~skhftt.batch.run` (the run loop),
-:mod:`~skhftt.batch.distributed` (Dask) and :mod:`~skhftt.batch.selection`.
+hold), :mod:`~skhftt.batch.ids` (how ids are written), :mod:`~skhftt.batch.shards`
+(discovery), the readers :mod:`~skhftt.batch.embeddings` and
+:mod:`~skhftt.batch.images`, :mod:`~skhftt.batch.output` (the writers),
+:mod:`~skhftt.batch.record` (what a run was asked for),
+:mod:`~skhftt.batch.scorers` (one :class:`Scorer` per kind of detector),
+:mod:`~skhftt.batch.task` (one shard), :mod:`~skhftt.batch.run` (the run
+loop), :mod:`~skhftt.batch.distributed` (Dask), :mod:`~skhftt.batch.selection`
+and :mod:`~skhftt.batch.lists` (keep and remove lists, files placed).
 
 Examples
 --------
@@ -36,7 +38,9 @@ Examples
 
 from __future__ import annotations
 
+from skhftt.batch.ids import decode_id, encode_id
 from skhftt.batch.output import output_schema, read_manifest
+from skhftt.batch.record import RUN_FILE, foreign_outputs, missing_outputs
 from skhftt.batch.run import ScoringError, ScoringReport, score_shards
 from skhftt.batch.scorers import ConceptScorer, Scorer, ShardScorer, make_scorer
 from skhftt.batch.selection import SelectionReport, select_rows
@@ -45,6 +49,7 @@ from skhftt.batch.task import ShardResult, score_shard
 
 __all__ = [
     "KINDS",
+    "RUN_FILE",
     "ConceptScorer",
     "Scorer",
     "ScoringError",
@@ -53,8 +58,12 @@ __all__ = [
     "Shard",
     "ShardResult",
     "ShardScorer",
+    "decode_id",
     "discover_shards",
+    "encode_id",
+    "foreign_outputs",
     "make_scorer",
+    "missing_outputs",
     "output_schema",
     "read_manifest",
     "score_on_dask",

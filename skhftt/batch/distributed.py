@@ -34,11 +34,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from skhftt.batch.images import describe
 from skhftt.batch.output import INSTALL_HINT
 from skhftt.batch.scorers import Scorer
 from skhftt.batch.shards import Shard
 from skhftt.batch.task import ShardResult, score_shard
+from skhftt.embedding.pipeline import describe
 
 __all__ = ["score_on_dask"]
 

@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from sklearn.utils import gen_batches
 
 from skhftt.batch.formats import (
     ID_COLUMNS,
     NpyFile,
     embedding_column,
     exact_chunks,
+    open_parquet,
     pick_column,
 )
-from skhftt.space.validation import UNIT_TOLERANCE
+from skhftt.space.validation import row_norms, scale_to_unit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -56,6 +58,9 @@ class Block:
         return self.embeddings.shape[0]
 
 
+_NON_FINITE_ROW = "embedding contains NaN or infinite values"
+_ZERO_ROW = "embedding is all zeros: it has no direction"
+
 # Torch runs an element-wise kernel of fewer elements than this in the calling
 # thread (ATen's GRAIN_SIZE); larger ones wake its thread pool, whose threads
 # then spin for a while, burning CPU the scoring needs.
@@ -72,8 +77,8 @@ def _half_to_float(source: np.ndarray, out: np.ndarray) -> None:
         source = np.array(source)  # torch wants a writable array; a float16 copy is cheap
     rows = max(1, _TORCH_SERIAL_ELEMENTS // max(1, source.shape[1]))
     halves, floats = torch.from_numpy(source), torch.from_numpy(out)
-    for start in range(0, source.shape[0], rows):
-        floats[start : start + rows].copy_(halves[start : start + rows])
+    for piece in gen_batches(source.shape[0], rows) if len(source) else ():
+        floats[piece].copy_(halves[piece])
 
 
 def to_float32(raw: np.ndarray, *, out: np.ndarray | None = None,
@@ -100,14 +105,6 @@ def to_float32(raw: np.ndarray, *, out: np.ndarray | None = None,
     return out
 
 
-def _row_error(row: np.ndarray, norm: float) -> str:
-    if not np.isfinite(row).all():
-        return "embedding contains NaN or infinite values"
-    if norm == 0:
-        return "embedding is all zeros: it has no direction"
-    return "embedding is too large to normalise in float32"
-
-
 def unit_block(
     raw: np.ndarray,
     errors: np.ndarray | None = None,
@@ -117,9 +114,10 @@ def unit_block(
 ) -> Block:
     """Unit rows of a float block; rows that cannot be normalised become errors.
 
-    Rows whose norm is within float32 rounding of 1 (the tolerance of
-    :func:`skhftt.space.validation.check_embeddings`) are used as they are, as the
-    detector's own scoring does; the others are divided by their norm.
+    The rule is :func:`skhftt.space.validation.row_norms`', the detectors'
+    own: a row holding NaN or inf, or all zeros, is an error; any other row,
+    however small or large its values, is scaled to unit norm (rows within
+    float32 rounding of 1 are used as they are).
 
     Parameters
     ----------
@@ -136,7 +134,7 @@ def unit_block(
     cache when the block is small (see :data:`skhftt.batch.task.SCORE_ROWS`).
     """
     block = to_float32(raw, out=out, overwrite=overwrite)
-    norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+    norms = row_norms(block)
     bad = ~np.isfinite(norms) | (norms == 0)
     if errors is not None:
         bad |= errors != None  # noqa: E711 (element-wise comparison)
@@ -144,14 +142,10 @@ def unit_block(
         errors = np.empty(len(block), dtype=object) if errors is None else errors
         for row in np.flatnonzero(bad):
             if errors[row] is None:
-                errors[row] = _row_error(block[row], norms[row])
+                errors[row] = (_ZERO_ROW if norms[row] == 0 else _NON_FINITE_ROW)
         block[bad] = 0
         norms[bad] = 1
-    off = np.abs(norms - 1) > UNIT_TOLERANCE
-    if off.all():
-        block /= norms[:, None]
-    elif off.any():
-        block[off] /= norms[off, None]
+    scale_to_unit(block, norms)
     return Block(ids=None, embeddings=block, errors=errors if bad.any() else None)
 
 
@@ -223,9 +217,7 @@ def _table_block(table: Any, columns: tuple[str, str | None], dim: int, where: s
 
 
 def _parquet_blocks(shard: Shard, dim: int, block_rows: int) -> Iterator[Block]:
-    import pyarrow.parquet as pq
-
-    handle = pq.ParquetFile(shard.path)
+    handle = open_parquet(shard.path)
     columns = _columns(handle.schema_arrow, shard, shard.path)
     wanted = [name for name in columns if name is not None]
     for batch in handle.iter_batches(batch_size=block_rows, columns=wanted):
@@ -237,8 +229,8 @@ def _dataset_blocks(shard: Shard, dim: int, block_rows: int) -> Iterator[Block]:
     columns = _columns(shard.dataset.features.arrow_schema, shard, shard.label)
     rows = shard.dataset.with_format("arrow", columns=[name for name in columns if name])
     first, count = shard.span
-    for start in range(first, first + count, block_rows):
-        yield _table_block(rows[start : min(start + block_rows, first + count)], columns, dim,
+    for block in gen_batches(count, block_rows):
+        yield _table_block(rows[first + block.start : first + block.stop], columns, dim,
                            shard.label)
 
 
@@ -247,9 +239,7 @@ def _metadata_ids(shard: Shard, n_rows: int, block_rows: int) -> Iterator[pa.Arr
     if shard.metadata is None:
         while True:
             yield None
-    import pyarrow.parquet as pq
-
-    handle = pq.ParquetFile(shard.metadata)
+    handle = open_parquet(shard.metadata)
     names = handle.schema_arrow.names
     column = pick_column(names, shard.id_column, ID_COLUMNS, shard.metadata, "id")
     if column is None:
@@ -270,8 +260,8 @@ def _npy_blocks(shard: Shard, dim: int, block_rows: int) -> Iterator[Block]:
     ids = _metadata_ids(shard, array.shape[0], block_rows)
     raw = np.empty((min(block_rows, array.shape[0]), dim), dtype=array.dtype)
     unit = raw if array.dtype == np.float32 else np.empty(raw.shape, dtype=np.float32)
-    for start in range(0, array.shape[0], block_rows):
-        rows = array.read(start, start + block_rows, out=raw)
+    for block in gen_batches(array.shape[0], block_rows) if array.shape[0] else ():
+        rows = array.read(block.start, block.stop, out=raw)
         block = unit_block(rows, out=unit[: len(rows)], overwrite=True)
         block.ids = next(ids)
         yield block

@@ -18,6 +18,7 @@ Embeddings win when a table has both: they need no encoder.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +33,42 @@ EMBEDDING_COLUMNS = ("embedding", "embeddings", "img_emb", "image_embedding", "c
 IMAGE_COLUMNS = ("image", "img", "jpg", "jpeg", "png", "webp")
 
 Part = TypeVar("Part")
+
+
+def sample_key(name: str) -> tuple[str, str]:
+    """Webdataset convention: ``(key, extension)`` of a member or file name.
+
+    The key is the path up to the first dot of the base name, leading dots
+    (hidden files) included, so that ``.a.png`` and ``.b.png`` stay two
+    samples; the extension is the rest, lower-cased.
+
+    Examples
+    --------
+    >>> sample_key("shard/000017.seg.PNG"), sample_key("x/.hidden.jpg")
+    (('shard/000017', 'seg.png'), ('x/.hidden', 'jpg'))
+    """
+    folder, base = posixpath.split(name)
+    stem = base.lstrip(".")
+    dots = len(base) - len(stem)
+    stem, _, extension = stem.partition(".")
+    return posixpath.join(folder, base[:dots] + stem), extension.lower()
+
+
+def open_parquet(path: str) -> Any:
+    """``pyarrow.parquet.ParquetFile(path)``, with an error that names the file.
+
+    Raises
+    ------
+    ValueError
+        The file is not a readable parquet file (empty, truncated, garbage).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{path!r} is not a readable parquet file: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -119,15 +119,24 @@ def is_done(path: str | os.PathLike[str], *, shard: str, detector: str) -> bool:
 def remove_partials(output_dir: str | os.PathLike[str]) -> int:
     """Delete temporary files left by interrupted runs; returns how many."""
     removed = 0
-    for path in Path(output_dir).glob(f".*.parquet{_PARTIAL}*"):
+    for path in Path(output_dir).glob(f".*{_PARTIAL}*"):
         path.unlink(missing_ok=True)
         removed += 1
     return removed
 
 
-def _fsync_folder(folder: Path) -> None:
+def partial_path(target: Path) -> Path:
+    """The hidden temporary name ``target`` is written under before it is renamed."""
+    return target.with_name(f".{target.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def publish(partial: Path, target: Path) -> None:
+    """Flush a complete temporary file to disk and rename it to ``target``, atomically."""
+    with open(partial, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, target)
     try:
-        descriptor = os.open(folder, os.O_RDONLY)
+        descriptor = os.open(target.parent, os.O_RDONLY)
     except OSError:  # e.g. Windows, where folders cannot be opened
         return
     try:
@@ -169,9 +178,7 @@ class AtomicParquetWriter:
         self.dictionary = dictionary
         self.manifest = {"format": file_format, "format_version": FORMAT_VERSION, **manifest}
         self.row_group_rows = row_group_rows
-        self.partial = self.target.with_name(
-            f".{self.target.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        )
+        self.partial = partial_path(self.target)
         self.n_rows = 0
         self.n_errors = 0
         self._pending: list[pa.Table] = []
@@ -216,10 +223,7 @@ class AtomicParquetWriter:
         manifest = {**self.manifest, "n_rows": self.n_rows, "n_errors": self.n_errors}
         self._writer.add_key_value_metadata({_METADATA_KEY.decode(): json.dumps(manifest)})
         self._writer.close()
-        with open(self.partial, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self.partial, self.target)
-        _fsync_folder(self.target.parent)
+        publish(self.partial, self.target)
 
 
 # Errors repeat; ids (paths, keys) and scores do not, and trying a dictionary
@@ -232,9 +236,14 @@ def _failed(errors: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def _errors(errors: np.ndarray | None, n: int) -> pa.Array:
+    """Error messages as strings; a file name's undecodable bytes as ``\\udcXX`` escapes."""
     import pyarrow as pa
 
-    return pa.nulls(n, pa.string()) if errors is None else pa.array(errors, pa.string())
+    if errors is None:
+        return pa.nulls(n, pa.string())
+    return pa.array([None if error is None else
+                     error.encode("utf-8", "backslashreplace").decode("utf-8")
+                     for error in errors], pa.string())
 
 
 def _row_numbers(first: int, n: int) -> pa.Array:

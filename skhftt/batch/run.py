@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skhftt.batch.images import describe, is_permanent
 from skhftt.batch.output import is_done, output_path, remove_partials
+from skhftt.batch.record import record_run
 from skhftt.batch.scorers import Scorer, ShardScorer, make_scorer
 from skhftt.batch.shards import DEFAULT_SHARD_SIZE, Shard, discover_shards
 from skhftt.batch.task import DEFAULT_BLOCK_ROWS, ShardResult, score_shard
 from skhftt.embedding.embedder import embeds_images
+from skhftt.embedding.pipeline import describe
 
 __all__ = [
     "ScoringError",
@@ -118,6 +119,16 @@ class ScoringError(RuntimeError):
         return set(self.report.failed) == self.report.permanent
 
 
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a rerun would fail the same way.
+
+    Bad values and types (a shard of the wrong width, images for a text-only
+    encoder, a missing package) fail again on every run; I/O errors, lost
+    workers and memory pressure may not.
+    """
+    return isinstance(exc, (ValueError, TypeError, ImportError, NotImplementedError))
+
+
 def _progress_bar(shards: Sequence[Shard], verbose: int) -> Any:
     from tqdm.auto import tqdm
 
@@ -169,8 +180,11 @@ def score_shards(
     ``score``, ``decision`` and ``error`` (see :mod:`skhftt.batch.output`).
     Outputs are written atomically; shards already scored by the same
     detector from the same inputs are skipped, so rerunning an interrupted
-    job finishes it. An image that cannot be read becomes a row with an
-    error and no score.
+    job finishes it. An image that cannot be read, and a row whose score is
+    not finite, become rows with an error and no score. Before any shard is
+    scored, ``<output_dir>/skhftt-run.json`` records the run: the detector
+    and every shard asked for (see :mod:`skhftt.batch.record`), so that
+    nothing decides on an incomplete run.
 
     Parameters
     ----------
@@ -254,6 +268,7 @@ def score_shards(
                 "it cannot score images; fit the detector with a joint text-image model "
                 "(CLIP, SigLIP), or score embedding shards."
             )
+    record_run(folder, scorer.fingerprint, [output_path(folder, s.name).name for s in shards])
     options = {"batch_size": batch_size, "num_workers": num_workers, "block_rows": block_rows}
     with _progress_bar(todo, verbose) as bar:
         if client is None:

@@ -10,12 +10,14 @@ is held in memory, and none is read twice.
 
 ``keep=True`` writes the rows to keep; ``keep=False`` the rows to remove,
 e.g. just their ``key`` or ``uid`` (``columns=``), the form of a DataComp
-removal list. Rows that could not be scored are in neither.
+removal list. Rows that could not be scored are in neither. A scores folder
+whose recorded run is incomplete is refused (see :mod:`skhftt.batch.record`).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from skhftt.batch.formats import exact_chunks
+from skhftt.batch.formats import exact_chunks, open_parquet
 from skhftt.batch.output import AtomicParquetWriter, output_path, read_manifest, remove_partials
+from skhftt.batch.record import check_complete
 
 __all__ = ["SelectionReport", "select_rows"]
 
@@ -68,12 +71,18 @@ class SelectionReport:
         )
 
 
-def _score_files(scores: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+def _score_files(scores: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+                 allow_incomplete: bool) -> list[Path]:
     items = [scores] if isinstance(scores, (str, os.PathLike)) else list(scores)
     files: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
+            warning = check_complete(path, allow_incomplete=allow_incomplete,
+                                     name=f"scores {str(path)!r}",
+                                     allow="allow_incomplete=True", rerun="score_shards")
+            if warning is not None:
+                warnings.warn(warning, UserWarning, stacklevel=3)
             files.extend(sorted(path.glob("*.parquet")))
         elif path.is_file():
             files.append(path)
@@ -136,7 +145,7 @@ class _Join:
                 "parquet file to join (LAION metadata, or a parquet shard); its ids are in "
                 "the id column."
             )
-        rows = pq.ParquetFile(rows_file)
+        rows = open_parquet(rows_file)
         if rows.metadata.num_rows != manifest["n_rows"]:
             raise ValueError(
                 f"{rows_file!r} holds {rows.metadata.num_rows} rows but {str(path)!r} scores "
@@ -205,6 +214,7 @@ def select_rows(
     threshold: float | None = None,
     columns: Sequence[str] | None = None,
     batch_rows: int = 4096,
+    allow_incomplete: bool = False,
 ) -> SelectionReport:
     """Write the rows to keep (or to remove), joined to their metadata, one file per shard.
 
@@ -240,6 +250,11 @@ def select_rows(
         Columns of the metadata to write; all by default.
     batch_rows : int, default=4096
         Rows read at a time from each file, and rows per row group.
+    allow_incomplete : bool, default=False
+        Select from a folder whose recorded run (see
+        :mod:`skhftt.batch.record`) has shards without a complete output, the
+        scored ones alone, with a warning that says how many are missing. By
+        default such a folder is refused.
 
     Returns
     -------
@@ -248,13 +263,14 @@ def select_rows(
     Raises
     ------
     ValueError
-        A file that is no complete score output, scores of a shard without
-        a parquet file of rows (images, tar), metadata that changed since
-        scoring, unknown columns, or an ``unwanted`` that contradicts the
-        recorded job.
+        A file that is no complete score output, a folder whose recorded run
+        misses shards (unless ``allow_incomplete``) or holds score files it
+        does not record, scores of a shard without a parquet file of rows
+        (images, tar), metadata that changed since scoring, unknown columns,
+        or an ``unwanted`` that contradicts the recorded job.
     """
     _check_options(keep, unwanted, threshold, batch_rows, columns)
-    files = _score_files(scores)
+    files = _score_files(scores, allow_incomplete)
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     remove_partials(folder)

@@ -24,11 +24,23 @@ dataset    a Hugging Face ``datasets.Dataset`` (not a path)    ``shard_size``
 =========  ==================================================  ===============
 
 The kind of an input is read from its extension, or for a folder from what
-it holds: a folder with an ``img_emb`` subfolder is a clip-retrieval / LAION
+it holds. A folder with an ``img_emb`` subfolder is a clip-retrieval / LAION
 embedding folder (``img_emb/img_emb_<n>.npy`` with ids from
-``metadata/metadata_<n>.parquet``); a folder of ``.npy``, ``.parquet`` or
-``.tar`` files is a folder of such shards; any other folder is a folder of
-images.
+``metadata/metadata_<n>.parquet``). Otherwise every file below it counts,
+hidden ones too (linked folders are followed, each real folder once), by
+its extension: ``.npy``, ``.parquet`` and ``.tar`` files are shards of that
+kind; every other file is an image, except the *sidecars* of an image (a
+file without an image extension whose name starts like an image's in the
+same folder, up to the first dot: ``0001.txt`` and ``0001.json`` beside
+``0001.jpg``), which belong to it as in a webdataset ``.tar``. So a file of an
+unknown extension is read as an image, scored if it is one, and an error row
+if not. A folder that holds files of several kinds is refused, naming them:
+no input is ever dropped. With ``kind=`` the files of that kind are read
+and the others left out, as asked.
+
+A shard file that cannot be read (empty, garbage, not a regular file) does
+not stop discovery: its shard carries the error, and fails alone when it is
+scored.
 """
 
 from __future__ import annotations
@@ -43,7 +55,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from skhftt.batch.formats import NpyFile, holds_images, image_column
+from sklearn.utils import gen_batches
+
+from skhftt.batch.formats import NpyFile, holds_images, image_column, open_parquet, sample_key
 from skhftt.embedding.images import IMAGE_EXTENSIONS
 
 KINDS = ("images", "list", "tar", "npy", "parquet")
@@ -55,6 +69,7 @@ _SUFFIXES = {
     "parquet": frozenset({".parquet"}),
     "list": LIST_EXTENSIONS,
 }
+_FOLDER_SHARDS = ("npy", "parquet", "tar")
 _LAION_EMBEDDINGS = re.compile(r"^img_emb_(\d+)\.npy$")
 _DIGITS = re.compile(r"(\d+)")
 
@@ -90,6 +105,9 @@ class Shard:
         the shard holds images rather than embeddings.
     dataset : datasets.Dataset, optional
         ``"dataset"``: the dataset the rows are read from.
+    error : str, optional
+        Why the shard's file cannot be read, found when it was discovered;
+        scoring the shard fails with this error, and the others go on.
     """
 
     kind: str
@@ -104,6 +122,7 @@ class Shard:
     n_items: int | None = None
     image_column: str | None = None
     dataset: Any = field(default=None, compare=False, repr=False)
+    error: str | None = None
 
     @property
     def has_embeddings(self) -> bool:
@@ -130,8 +149,11 @@ class Shard:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _stat_key(path: str) -> tuple[int, int]:
-    stat = os.stat(path)
+def _stat_key(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:  # a shard that fails when scored: nothing to recognise
+        return None
     return stat.st_size, stat.st_mtime_ns
 
 
@@ -140,15 +162,12 @@ def natural_key(text: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(text))
 
 
-def _is_image(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def _walk_images(folder: str) -> list[str]:
-    """Image files below ``folder``, relative to it, in a stable order.
+def _walk(folder: str) -> list[str]:
+    """Every file below ``folder`` (anything but a folder), relative to it, in a stable order.
 
     Each folder's files come first, in natural order, then its subfolders,
-    depth first. Linked folders are followed, each real folder once.
+    depth first. Hidden files are included; linked folders are followed,
+    each real folder once.
     """
     found: list[str] = []
     pending = [""]
@@ -164,28 +183,47 @@ def _walk_images(folder: str) -> list[str]:
         subfolders = []
         for entry in ordered:
             child = os.path.join(relative, entry.name) if relative else entry.name
-            if entry.is_dir():
-                subfolders.append(child)
-            elif _is_image(entry.name):
-                found.append(child)
+            (subfolders if entry.is_dir() else found).append(child)
         pending.extend(reversed(subfolders))
     return found
 
 
-def _chunks(total: int, size: int) -> Iterator[tuple[int, int, str]]:
-    for index, start in enumerate(range(0, total, size)):
-        yield start, min(start + size, total), f"{index:05d}"
+def _kind_of(name: str) -> str | None:
+    """A shard kind or ``"images"`` by extension; None for an unknown extension."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "images"
+    return next((kind for kind in _FOLDER_SHARDS if suffix in _SUFFIXES[kind]), None)
+
+
+def _file_kinds(files: Sequence[str]) -> dict[str, list[str]]:
+    """The files of a folder by kind: shards by extension, every other file an image,
+    except the sidecars of images (see the module documentation)."""
+    kinds = {name: _kind_of(name) for name in files}
+    images = {sample_key(name)[0] for name, kind in kinds.items() if kind == "images"}
+    by_kind: dict[str, list[str]] = {kind: [] for kind in ("images", *_FOLDER_SHARDS)}
+    for name, kind in kinds.items():
+        if kind is None and sample_key(name)[0] not in images:
+            kind = "images"  # read as an image: scored if it is one, an error row if not
+        if kind is not None:
+            by_kind[kind].append(name)
+    return by_kind
+
+
+def _gather(items: Sequence[str], size: int) -> Iterator[tuple[slice, str]]:
+    for index, rows in enumerate(gen_batches(len(items), size)):
+        yield rows, f"{index:05d}"
 
 
 def _image_shards(folder: str, label: str, items: Sequence[str], size: int, stem: str):
-    for start, stop, suffix in _chunks(len(items), size):
+    for rows, suffix in _gather(items, size):
         yield Shard(
             kind="images",
             name=f"{stem}-{suffix}",
             path=folder,
             label=label,
-            items=tuple(items[start:stop]),
-            n_items=stop - start,
+            items=tuple(items[rows]),
+            n_items=rows.stop - rows.start,
         )
 
 
@@ -239,21 +277,26 @@ def _content(schema: Any, label: str, options: dict) -> dict[str, str | None]:
 
 
 def _file_shard(kind: str, path: Path, label: str, options: dict) -> Shard:
+    """The shard of a file; a file that cannot be read gives a shard that carries why."""
     absolute = path.resolve()
     shard = Shard(kind=kind, name=path.stem, path=str(absolute), label=label)
-    if kind == "npy":
-        return replace(
-            shard,
-            metadata=_laion_metadata(absolute),
-            id_column=options["id_column"],
-            n_items=NpyFile.open(str(absolute)).shape[0],
-        )
-    if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        handle = pq.ParquetFile(absolute)
-        return replace(shard, n_items=handle.metadata.num_rows,
-                       **_content(handle.schema_arrow, label, options))
+    if not absolute.is_file():  # never open a FIFO or a device: it could block
+        return replace(shard, error=f"{label!r} is not a regular file (a dangling link, a "
+                                    "device, a pipe?)")
+    try:
+        if kind == "npy":
+            return replace(
+                shard,
+                metadata=_laion_metadata(absolute),
+                id_column=options["id_column"],
+                n_items=NpyFile.open(str(absolute)).shape[0],
+            )
+        if kind == "parquet":
+            handle = open_parquet(str(absolute))
+            return replace(shard, n_items=handle.metadata.num_rows,
+                           **_content(handle.schema_arrow, label, options))
+    except (ValueError, OSError) as exc:  # this shard fails alone, when it is scored
+        return replace(shard, error=str(exc))
     return shard
 
 
@@ -308,53 +351,53 @@ def _dataset_shards(dataset: Any, options: dict) -> list[Shard]:
     content = _content(dataset.features.arrow_schema, label, options)
     return [
         Shard(kind="dataset", name=f"{label}-{suffix}", path="", label=label,
-              span=(start, stop - start), n_items=stop - start, dataset=dataset, **content)
-        for start, stop, suffix in _chunks(len(dataset), options["shard_size"])
+              span=(rows.start, rows.stop - rows.start), n_items=rows.stop - rows.start,
+              dataset=dataset, **content)
+        for rows, suffix in _gather(range(len(dataset)), options["shard_size"])
     ]
 
 
-def _shard_files(folder: Path, kind: str) -> list[Path]:
-    if kind == "npy" and (folder / "img_emb").is_dir():
-        folder = folder / "img_emb"
-    files = [
-        child
-        for child in folder.iterdir()
-        if child.suffix.lower() in _SUFFIXES[kind] and child.is_file()
-    ]
+def _laion_files(folder: Path) -> list[Path]:
+    files = [child for child in (folder / "img_emb").iterdir()
+             if child.suffix.lower() == ".npy"]
     return sorted(files, key=lambda path: natural_key(path.name))
 
 
-def _detect_folder_kind(folder: Path) -> str:
-    """What a folder holds: LAION embeddings, one kind of shard file, or else images."""
-    if (folder / "img_emb").is_dir():
-        return "npy"
-    kinds = {
-        kind
-        for child in folder.iterdir()
-        for kind, suffixes in _SUFFIXES.items()
-        if kind != "list" and child.suffix.lower() in suffixes and child.is_file()
-    }
-    if len(kinds) > 1:
-        raise ValueError(
-            f"folder {str(folder)!r} holds shards of several kinds ({', '.join(sorted(kinds))}); "
-            "pass each kind separately, or choose one with kind=."
-        )
-    return kinds.pop() if kinds else "images"
+def _described(kind: str, names: list[str]) -> str:
+    what = ("image file(s) (or files of other extensions, read as images)" if kind == "images"
+            else f"{kind} shard(s)")
+    shown = ", ".join(repr(name) for name in names[:3])
+    return f"{len(names)} {what} ({shown}{', ...' if len(names) > 3 else ''})"
 
 
 def _folder_shards(folder: Path, label: str, kind: str | None, options: dict) -> list[Shard]:
-    kind = kind or _detect_folder_kind(folder)
-    if kind == "images":
-        items = _walk_images(str(folder))
-        if not items:
-            raise ValueError(
-                f"folder {label!r} contains no image files (searched recursively for "
-                f"{', '.join(sorted(IMAGE_EXTENSIONS))})."
-            )
-        return list(
-            _image_shards(str(folder.resolve()), label, items, options["shard_size"], folder.name)
-        )
-    files = _shard_files(folder, kind)
+    if kind in (None, "npy") and (folder / "img_emb").is_dir():
+        kind, files = "npy", _laion_files(folder)
+    else:
+        walked = _walk(str(folder))
+        by_kind = _file_kinds(walked)
+        if kind is None:
+            found = [name for name, names in by_kind.items() if names]
+            if len(found) > 1:
+                raise ValueError(
+                    f"folder {label!r} holds "
+                    f"{' and '.join(_described(name, by_kind[name]) for name in found)}; "
+                    "a folder is scored as one kind: pass the files of each kind "
+                    "separately, or choose one kind with kind= (--kind), which leaves the "
+                    "others out."
+                )
+            kind = found[0] if found else "images"
+        if kind == "images":
+            items = by_kind["images"]
+            if not items:
+                raise ValueError(f"folder {label!r} contains no image files (every file but "
+                                 ".npy, .parquet and .tar shards is read as an image).")
+            return list(_image_shards(str(folder.resolve()), label, items,
+                                      options["shard_size"], folder.name))
+        if kind == "list":
+            by_kind[kind] = [name for name in walked
+                             if os.path.splitext(name)[1].lower() in LIST_EXTENSIONS]
+        files = [folder / name for name in by_kind[kind]]
     if not files:
         raise ValueError(
             f"folder {label!r} contains no {kind} shards (files ending in "
@@ -480,7 +523,8 @@ def discover_shards(
             shards.extend(_file_shards(path, label, kind or _file_kind(path, label), options))
     if not shards and not loose:
         raise ValueError("no inputs to score: pass at least one folder or file.")
-    shards.extend(_image_shards(os.getcwd(), "", loose, shard_size, "images"))
+    if loose:
+        shards.extend(_image_shards(os.getcwd(), "", loose, shard_size, "images"))
     _check_unique(shards)
     return shards
 

@@ -1,7 +1,9 @@
 """Score one shard into its output file: the unit of work, here or on a Dask worker.
 
 A shard is read a block at a time, each block scored and appended to the
-output, which is renamed into place once complete. Embeddings are read and
+output, which is renamed into place once complete. A row whose score is not
+finite (a detector with NaN parameters, say) gets an error, like a row that
+could not be read: it is neither kept nor removed. Embeddings are read and
 scored :data:`SCORE_ROWS` at a time whatever ``block_rows`` (the rows per
 row group of the output): a block of that size is converted to float32 and
 checked while it is still in the CPU's cache, and the head's logits for it
@@ -14,6 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from skhftt.batch.embeddings import Block, embedding_blocks
 from skhftt.batch.images import image_blocks
@@ -46,6 +50,29 @@ def _blocks(scorer: Scorer, shard: Shard, batch_size: int, num_workers: int,
         num_workers=num_workers,
         device=scorer.device(),
     )
+
+
+def unscored_rows(scores: np.ndarray, errors: np.ndarray | None) -> np.ndarray | None:
+    """``errors`` with an error for each row whose score is not finite and has none yet.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,) or (n, k)
+        A block's scores, from :meth:`Scorer.log_odds`.
+    errors : ndarray of shape (n,), object, or None
+        The block's errors so far (rows that could not be read).
+    """
+    bad = ~np.isfinite(scores.reshape(len(scores), -1)).all(axis=1)
+    if errors is not None:
+        bad &= errors == None  # noqa: E711 (element-wise comparison)
+    if not bad.any():
+        return errors
+    errors = np.empty(len(scores), dtype=object) if errors is None else errors.copy()
+    for row in np.flatnonzero(bad):
+        values = scores[row].ravel()
+        errors[row] = (f"score is not finite ({values[~np.isfinite(values)][0]}): the "
+                       "detector cannot decide on this row")
+    return errors
 
 
 def _rows_file(shard: Shard) -> str | None:
@@ -89,7 +116,15 @@ def score_shard(
     Returns
     -------
     ShardResult
+
+    Raises
+    ------
+    ValueError
+        The shard cannot be read (:attr:`Shard.error`, or found while reading
+        it); nothing is written.
     """
+    if shard.error is not None:
+        raise ValueError(shard.error)
     manifest = {
         "shard": shard.fingerprint(),
         **scorer.manifest(),
@@ -101,7 +136,8 @@ def score_shard(
     target = output_path(output_dir, shard.name)
     with scorer.writer(target, manifest, row_group_rows=block_rows) as writer:
         for block in blocks:
-            writer.write(block.ids, scorer.log_odds(block.embeddings), block.errors)
+            scores = scorer.log_odds(block.embeddings)
+            writer.write(block.ids, scores, unscored_rows(scores, block.errors))
             if progress is not None:
                 progress(len(block))
     return ShardResult(shard.name, writer.n_rows, writer.n_errors)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-from collections.abc import Sequence
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,12 @@ def add_parser(commands: Any) -> None:
         "OUT/errors.txt (one id a line; rows that could not be scored are neither kept nor "
         "removed) and OUT/kept_uids.npy: the kept ids as a sorted numpy array of strings, "
         "the form of a DataComp subset file. Rows without an id are named <shard>:<row>. "
-        "Everything is checked before anything is written.",
+        "Ids are written as the score files store them: an id with a control character "
+        "(a newline...), bytes that are not UTF-8 or a leading backslash is a backslash "
+        "then the id with \\\\, \\n, \\r, \\t, \\xHH, \\uHHHH escapes "
+        "(skhftt.batch.lists.read_list decodes them), so no id can add a line. A scores "
+        "folder whose run has shards without an output (a killed 'skhftt score') is "
+        "refused. Everything is checked before anything is written.",
         EXAMPLES,
     )
     parser.add_argument("scores", metavar="SCORES_DIR",
@@ -75,6 +79,10 @@ def add_parser(commands: Any) -> None:
                         help="remove list (default: OUT/remove.txt)")
     parser.add_argument("--uids-npy", metavar="FILE",
                         help="kept ids as .npy (default: OUT/kept_uids.npy)")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="decide on a scores folder whose run has shards without an "
+                             "output (the run was killed, or some shards failed), on the "
+                             "scored shards alone; says how many are missing")
     place = parser.add_mutually_exclusive_group()
     place.add_argument("--copy-to", metavar="DIR", help="copy the kept image files here")
     place.add_argument("--symlink-to", metavar="DIR",
@@ -125,9 +133,11 @@ def score_files(source: str, flag: str) -> list[Path]:
 
 def _file_of(name: str | None, manifest: dict[str, Any]) -> str | None:
     """The image file a row id names; list files hold paths relative to their folder."""
+    from skhftt.batch import decode_id
+
     if name is None or manifest.get("kind") not in ("images", "list"):
         return None
-    path = os.path.expanduser(name)
+    path = os.path.expanduser(decode_id(name))
     if manifest["kind"] == "list":
         path = os.path.join(os.path.dirname(manifest.get("source", "")), path)
     return os.path.abspath(path)
@@ -175,7 +185,7 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
     import numpy as np
     import pyarrow.parquet as pq
 
-    from skhftt.batch import read_manifest
+    from skhftt.batch import encode_id, read_manifest
     from skhftt.removal.rules import removal_mask
 
     ids, files, oriented, flagged, failed, sides = [], [], [], [], [], set()
@@ -203,7 +213,7 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
             decision = np.array(table[column], dtype=np.float64) - described["offset"]
             values = decision if side == "match" else -decision
             removed = removal_mask(values, method="probability", unwanted=side) & ~bad
-        ids += [name if name is not None else f"{path.stem}:{row}"
+        ids += [name if name is not None else encode_id(f"{path.stem}:{row}")
                 for name, row in zip(table["id"], table["row"], strict=True)]
         files += [_file_of(name, manifest) for name in table["id"]]
         oriented.append(values)
@@ -244,34 +254,39 @@ def _removal(args: argparse.Namespace, table: ScoreTable) -> Any:
     return remove
 
 
-def _placements(table: ScoreTable, keep: Any, folder: str) -> list[tuple[str, Path]]:
-    """(source file, destination) of every kept row; raises before anything is written."""
-    target = Path(folder)
-    taken = {entry.name for entry in target.iterdir()} if target.is_dir() else set()
-    plan = []
+def _kept_files(table: ScoreTable, keep: Any) -> list[str]:
+    """The image file of every kept row; raises before anything is written."""
+    files = []
     for name, source, kept in zip(table.ids, table.files, keep, strict=True):
         if not kept:
             continue
         if source is None or not os.path.isfile(source):
             raise ValueError(f"kept id {name!r} is not an image file; --copy-to and "
                              "--symlink-to need scores of image files that still exist.")
-        base = destination = os.path.basename(source)
-        copies = 0
-        while destination in taken:  # same file names from different folders
-            copies += 1
-            destination = f"{copies}_{base}"
-        taken.add(destination)
-        plan.append((source, target / destination))
-    return plan
+        files.append(source)
+    return files
 
 
-def _write_lines(path: str | Path, lines: Sequence[str]) -> None:
-    Path(path).write_text("".join(f"{line}\n" for line in lines))
+def _check_run(source: str, flag: str, allow_incomplete: bool) -> None:
+    """Refuse a scores folder whose recorded run is incomplete or mixed with other scores.
+
+    With ``allow_incomplete``, missing shards are reported on stderr instead.
+    """
+    from skhftt.batch.record import check_complete
+
+    if not os.path.isdir(source):
+        return
+    warning = check_complete(source, allow_incomplete=allow_incomplete, name=f"{flag} {source!r}",
+                             allow="--allow-incomplete", rerun="the same 'skhftt score' command")
+    if warning is not None:
+        print(f"skhftt filter: warning: {warning}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write keep/remove lists; see ``skhftt filter --help``."""
     import numpy as np
+
+    from skhftt.batch.lists import place, plan_placements, write_list
 
     out = Path(args.output_dir)
     check_output_dir(args.output_dir, "-o/--output-dir")
@@ -283,27 +298,29 @@ def run(args: argparse.Namespace) -> int:
     folder = args.copy_to or args.symlink_to
     if folder:
         check_output_dir(folder, "--copy-to" if args.copy_to else "--symlink-to")
+    _check_run(args.scores, "SCORES_DIR", args.allow_incomplete)
+    if args.calibration is not None:
+        _check_run(args.calibration, "--calibration", args.allow_incomplete)
     table = read_scores(args.scores, unwanted=args.unwanted, concept=args.concept,
                         override_job=args.override_job)
     remove = _removal(args, table)
     keep = ~remove & ~table.failed
-    plan = _placements(table, keep, folder) if folder else []
+    outputs = {"keep": args.keep_list or out / "keep.txt",
+               "remove": args.remove_list or out / "remove.txt",
+               "errors": out / "errors.txt", "uids": args.uids_npy or out / "kept_uids.npy"}
+    plan = plan_placements(_kept_files(table, keep), folder, link=bool(args.symlink_to),
+                           reserved=outputs.values()) if folder else []
 
     out.mkdir(parents=True, exist_ok=True)
     kept = [name for name, flag in zip(table.ids, keep, strict=True) if flag]
     removed = [name for name, flag in zip(table.ids, remove, strict=True) if flag]
     errors = [name for name, flag in zip(table.ids, table.failed, strict=True) if flag]
-    _write_lines(args.keep_list or out / "keep.txt", kept)
-    _write_lines(args.remove_list or out / "remove.txt", removed)
-    _write_lines(out / "errors.txt", errors)
-    np.save(args.uids_npy or out / "kept_uids.npy", np.array(sorted(kept), dtype=str))
+    write_list(outputs["keep"], kept)
+    write_list(outputs["remove"], removed)
+    write_list(outputs["errors"], errors)
+    np.save(outputs["uids"], np.array(sorted(kept), dtype=str))
     if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        for source, destination in plan:
-            if args.symlink_to:
-                destination.symlink_to(source)
-            else:
-                shutil.copy2(source, destination)
+        place(plan, folder, link=bool(args.symlink_to))
     print(f"kept {len(kept):,}, removed {len(removed):,}, {len(errors):,} with errors, of "
           f"{len(table.ids):,} rows (method {args.method}); lists in {str(out)!r}")
     return 0

@@ -4,6 +4,8 @@
   open_clip, BLIP, user objects) behind one protocol and a spec registry.
 * :mod:`skhftt.embedding.images` -- image decoding (:func:`load_image`) and
   the list of image file extensions.
+* :mod:`skhftt.embedding.pipeline` -- the one image pipeline: images decoded
+  a batch ahead of the encoder, in threads or worker processes, and embedded.
 * :mod:`skhftt.embedding.inputs` -- what methods that take images accept
   (paths, PIL images, arrays, tensors, embeddings, :class:`Texts`).
 * :mod:`skhftt.embedding.cache` -- the text-embedding cache.

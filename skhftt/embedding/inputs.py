@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from os import PathLike
 from typing import Any
 
@@ -51,6 +50,7 @@ from skhftt.embedding.images import (
     is_tensor,
     load_image,
 )
+from skhftt.embedding.pipeline import embed_images
 from skhftt.embedding.progress import progress
 from skhftt.space.validation import check_embeddings, check_texts
 
@@ -62,7 +62,6 @@ __all__ = [
     "to_embeddings",
 ]
 
-_MAX_DECODE_THREADS = 8
 _TEXTS_HINT = (
     "in methods that take images a str is always an image path; to embed texts, "
     "wrap them: skhftt.embedding.Texts([...])"
@@ -242,19 +241,25 @@ def _check_images(items: Sequence[Any], name: str) -> None:
             )
 
 
-def _load_indexed(item: Any, index: int, name: str, transform: Any) -> Any:
-    source = f"{name}[{index}]"
-    if isinstance(item, (str, PathLike)):
-        source = f"{source} (image file {os.fspath(item)!r})"
-    image = load_image(item, source=source)
-    return image if transform is None else transform(image)
+class _Items:
+    """User inputs as an image source of :func:`~skhftt.embedding.pipeline.embed_images`."""
 
+    def __init__(self, items: list[Any], name: str) -> None:
+        self.items = items
+        self.name = name
 
-def _pixel_transform(encoder: Encoder) -> Any:
-    """The encoder's picklable image preprocessing, when it offers one."""
-    if not (hasattr(encoder, "pixel_transform") and hasattr(encoder, "encode_pixels")):
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def item_id(self, index: int) -> None:
         return None
-    return encoder.pixel_transform()
+
+    def load(self, index: int) -> Any:
+        item = self.items[index]
+        source = f"{self.name}[{index}]"
+        if isinstance(item, (str, PathLike)):
+            source = f"{source} (image file {os.fspath(item)!r})"
+        return load_image(item, source=source)
 
 
 def _encode_images(
@@ -265,43 +270,19 @@ def _encode_images(
     show_progress: bool | None,
     name: str,
 ) -> np.ndarray:
-    """Decode and embed images in chunks, preparing the next chunk meanwhile.
+    """Decode and embed images through the one image pipeline of skhftt.
 
     Threads decode the images (and, when the encoder offers
-    ``pixel_transform``/``encode_pixels``, also run its preprocessing; PIL
-    and numpy release the GIL for both) one chunk ahead of the model.
+    ``pixel_transform``/``encode_pixels``, also run its preprocessing) one
+    batch ahead of the model; the first image that cannot be read raises.
     """
-    transform = _pixel_transform(encoder)
-    rows = range(len(items))
-    chunks = [rows[start : start + batch_size] for start in range(0, len(items), batch_size)]
-    threads = max(1, min(_MAX_DECODE_THREADS, os.cpu_count() or 1))
     results = []
-    with (
-        ThreadPoolExecutor(max_workers=threads) as pool,
-        progress(
-            len(items),
-            what="images",
-            unit="image",
-            show=show_progress,
-            detail=f" with {encoder.identity!r}",
-        ) as update,
-    ):
-
-        def submit(chunk: range) -> list[Future[Any]]:
-            return [pool.submit(_load_indexed, items[i], i, name, transform) for i in chunk]
-
-        pending = submit(chunks[0])
-        for position in range(len(chunks)):
-            images = [future.result() for future in pending]
-            if position + 1 < len(chunks):
-                pending = submit(chunks[position + 1])
-            if transform is None:
-                results.append(encoder.encode_image(images, batch_size=batch_size))
-            else:
-                import torch
-
-                results.append(encoder.encode_pixels(torch.stack(images)))
-            update(len(images))
+    with progress(len(items), what="images", unit="image", show=show_progress,
+                  detail=f" with {encoder.identity!r}") as update:
+        for batch in embed_images(_Items(items, name), encoder, batch_size=batch_size,
+                                  errors="raise"):
+            results.append(batch.embeddings)
+            update(len(batch))
     return np.concatenate(results)
 
 
@@ -329,8 +310,9 @@ def to_embeddings(
     dim : int or None
         Expected width; ``None`` accepts any.
     batch_size : int, default=256
-        Texts or images per encoder call. Images are decoded one chunk of
-        this size ahead, in threads, while the previous chunk is embedded.
+        Texts or images per encoder call. Images are decoded one batch of
+        this size ahead, in threads, while the previous batch is embedded
+        (:mod:`skhftt.embedding.pipeline`, as batch scoring does).
     show_progress : bool or None, default=None
         True: a progress bar. False: nothing. None: report only long
         encodes on stderr (see :func:`skhftt.embedding.cache.encode_texts`).

@@ -6,12 +6,68 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["UNIT_TOLERANCE", "check_embeddings", "check_texts", "is_string_sequence"]
+__all__ = [
+    "UNIT_TOLERANCE",
+    "check_embeddings",
+    "check_texts",
+    "is_string_sequence",
+    "row_norms",
+    "scale_to_unit",
+]
 
-_BLOCK_ROWS = 16384
 #: Rows whose L2 norm is within this of 1 are used as they are: encoders
 #: return unit rows up to float32 rounding.
 UNIT_TOLERANCE = 1e-4
+# A float32 sum of squares is exact enough between these norms; outside them it
+# underflows to 0 (a row of 1e-30 values) or overflows to inf (a row of 1e30).
+_SAFE_NORMS = (1e-18, 1e18)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def row_norms(rows: np.ndarray) -> np.ndarray:
+    """L2 norm of each float32 row, exact for every finite float32 value.
+
+    The one rule of every entry point that takes embeddings, in memory or in
+    shards: a row is refused if and only if its norm is not finite (it holds
+    NaN or inf) or is 0 (it is all zeros); any other row, however small or
+    large its values, is scaled to unit norm (:func:`scale_to_unit`).
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n, dim), float32
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        Computed in float32, and again in float64 for the rows whose float32
+        sum of squares would underflow or overflow (no float32 value
+        overflows a float64 square).
+    """
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows)).astype(np.float64)
+    risky = ~((norms > _SAFE_NORMS[0]) & (norms < _SAFE_NORMS[1]))
+    if risky.any():
+        exact = rows[risky].astype(np.float64)
+        norms[risky] = np.sqrt(np.einsum("ij,ij->i", exact, exact))
+    return norms
+
+
+def scale_to_unit(rows: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Divide, in place, the float32 rows further than :data:`UNIT_TOLERANCE` from unit norm.
+
+    Rows within float32 rounding of unit norm are kept as they are, and each
+    row is scaled on its own, so a row's embedding never depends on the rows
+    beside it. ``norms`` (from :func:`row_norms`) must be finite and non-zero.
+    """
+    off = np.abs(norms - 1) > UNIT_TOLERANCE
+    wide = norms > _FLOAT32_MAX  # values near float32's limit: divided in float64
+    narrow = off & ~wide
+    if narrow.all():
+        rows /= norms.astype(np.float32)[:, None]
+    elif narrow.any():
+        rows[narrow] /= norms[narrow, None].astype(np.float32)
+    if wide.any():
+        rows[wide] = rows[wide] / norms[wide, None]
+    return rows
 
 
 def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> np.ndarray:
@@ -32,6 +88,15 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
         ``X`` itself (no copy) when it already is float32 with unit rows;
         otherwise rows further than ``UNIT_TOLERANCE`` from unit norm are
         divided by their norm and the others kept as they are.
+
+    Raises
+    ------
+    ValueError
+        A row that holds NaN or inf, or is all zeros (the rule of
+        :func:`row_norms`, which batch scoring applies row by row), or the
+        wrong width.
+    TypeError
+        A non-numeric array.
     """
     array = np.asarray(X)
     if array.dtype == object or not (
@@ -56,12 +121,7 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
             f"works in a space of width {dim}."
         )
     array = array.astype(np.float32, copy=False)
-    # Row norms in blocks: a full-size temporary of a 300,000 x 768 matrix
-    # would double the peak memory of a fit.
-    norms = np.concatenate([
-        np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
-        for block in np.array_split(array, max(1, array.shape[0] // _BLOCK_ROWS))
-    ])
+    norms = row_norms(array)
     finite = np.isfinite(norms)
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -75,13 +135,9 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
             f"{name} contains {bad.size} all-zero row(s), first at row {bad[0]}; "
             "a zero vector has no direction in the embedding space."
         )
-    # Per row, so that a row's embedding never depends on the rows beside it.
-    off_unit = np.abs(norms - 1.0) > UNIT_TOLERANCE
-    if not off_unit.any():
+    if not (np.abs(norms - 1) > UNIT_TOLERANCE).any():
         return array
-    result = array.copy()
-    result[off_unit] /= norms[off_unit, None].astype(np.float32)
-    return result
+    return scale_to_unit(array.copy(), norms)
 
 
 def check_texts(texts: Iterable[object], *, name: str) -> list[str]:
