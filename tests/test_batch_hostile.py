@@ -273,7 +273,7 @@ def test_file_names_that_are_not_utf8_keep_their_bytes_end_to_end(tmp_path, dete
 # -------------------------------------------- 7: filter's own outputs
 
 
-LISTS = ("keep.txt", "remove.txt", "errors.txt", "kept_uids.npy")
+LISTS = ("keep.txt", "remove.txt", "errors.txt", "kept_uids.npy", "manifest.json")
 
 
 def test_copies_never_replace_a_list_and_reruns_place_nothing_twice(tmp_path, detectors):

@@ -108,7 +108,8 @@ def test_space_imports_nothing_else_of_skhftt():
         ("skhftt.embedding", ("skhftt.detectors", "skhftt.batch", "skhftt.cli",
                               "skhftt.removal", "skhftt.evaluation")),
         ("skhftt.detectors", ("skhftt.batch", "skhftt.cli")),
-        ("skhftt.batch", ("skhftt.cli",)),
+        ("skhftt.batch", ("skhftt.cli", "skhftt.review")),
+        ("skhftt.review", ("skhftt.cli",)),
     ],
 )
 def test_dependencies_go_one_way(package, forbidden):
@@ -116,6 +117,15 @@ def test_dependencies_go_one_way(package, forbidden):
         if module == package or module.startswith(package + "."):
             bad = sorted(t for t in targets if t.startswith(forbidden))
             assert not bad, f"{module} imports {bad}"
+
+
+def test_only_the_command_line_uses_the_review():
+    # The review shows and records decisions made elsewhere; nothing below it depends on it.
+    for module, targets in import_graph().items():
+        if module.startswith(("skhftt.cli", "skhftt.review")):
+            continue
+        bad = sorted(t for t in targets if t.startswith("skhftt.review"))
+        assert not bad, f"{module} imports {bad}"
 
 
 def test_only_the_compat_module_touches_sklearn_privates():

@@ -10,6 +10,8 @@ each):
   :func:`skhftt.batch.score_shards`); ``skhftt score -d DETECTOR -d
   DETECTOR INPUT... -o OUTPUT_DIR`` scores with several detectors at once;
 * ``skhftt filter SCORES_DIR -o OUT`` turns scores into keep/remove lists;
+* ``skhftt review SCORES_DIR -o OUT`` writes a page that shows what a removal
+  rule removes, before anything is removed;
 * ``skhftt evaluate DETECTOR --in INPUT... --out INPUT...`` reports FPR95,
   AUROC and AUPR and draws the ROC curve;
 * ``skhftt explain DETECTOR [INPUT...]`` shows the texts nearest each learned
@@ -36,7 +38,7 @@ from collections.abc import Sequence
 
 from skhftt.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG
 
-COMMANDS = ("fit", "score", "filter", "evaluate", "explain", "info")
+COMMANDS = ("fit", "score", "filter", "review", "evaluate", "explain", "info")
 
 
 def build_parser(full: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
