@@ -42,7 +42,7 @@ from skhftt.batch.ids import decode_id, encode_id
 from skhftt.batch.output import output_schema, read_manifest
 from skhftt.batch.record import RUN_FILE, foreign_outputs, missing_outputs
 from skhftt.batch.run import ScoringError, ScoringReport, score_shards
-from skhftt.batch.scorers import ConceptScorer, Scorer, ShardScorer, make_scorer
+from skhftt.batch.scorers import ConceptScorer, Scorer, ShardScorer, shard_scorer
 from skhftt.batch.selection import SelectionReport, select_rows
 from skhftt.batch.shards import KINDS, Shard, discover_shards
 from skhftt.batch.task import ShardResult, score_shard
@@ -62,7 +62,6 @@ __all__ = [
     "discover_shards",
     "encode_id",
     "foreign_outputs",
-    "make_scorer",
     "missing_outputs",
     "output_schema",
     "read_manifest",
@@ -70,6 +69,7 @@ __all__ = [
     "score_shard",
     "score_shards",
     "select_rows",
+    "shard_scorer",
 ]
 
 

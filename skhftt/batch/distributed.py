@@ -95,7 +95,7 @@ def score_on_dask(
     Parameters
     ----------
     scorer : Scorer
-        The detector's scorer (:func:`~skhftt.batch.scorers.make_scorer`).
+        The detector's scorer (:func:`~skhftt.batch.scorers.shard_scorer`).
         Only its model-free part is sent when every shard holds embeddings.
     shards : sequence of Shard
         Shards to score; each becomes one task.

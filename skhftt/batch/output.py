@@ -18,8 +18,12 @@ id : string
 row : int64
     Position of the item in its shard, from 0.
 score : float64
-    ``log P_in - log P_out`` (the detector's ``score_samples``); null for
-    rows with an error.
+    The detector's ``score_samples``, higher = more like the task: for HFTT,
+    NegLabel and CSP the log-odds ``log P_in - log P_out``, for the other
+    detectors their own score (MCM's maximum softmax probability, the
+    ensemble's standardised blend, ...). The footer says which, in words
+    (``score`` in the detector description, see
+    :func:`skhftt.batch.scorers.describe`); null for rows with an error.
 decision : int8
     +1 when ``score - offset >= 0`` (matches the task), else -1 (the
     detector's ``predict``); null for rows with an error.
@@ -312,12 +316,13 @@ def concept_schema(names: list[str]) -> pa.Schema:
 class ConceptShardWriter(AtomicParquetWriter):
     """One shard's scores by several concepts at once.
 
-    The output has columns ``id``, ``row``, then ``<name>_score`` (float64
-    log-odds) and ``<name>_decision`` (int8, +1 matches that concept's task)
-    for each concept, ``remove`` (bool: some concept flags the row as
-    unwanted), ``triggered`` (list of the names of the concepts that flag
-    it) and ``error``; scores, decisions, ``remove`` and ``triggered`` are
-    null for rows with an error.
+    The output has columns ``id``, ``row``, then ``<name>_score`` (float64,
+    that concept's ``score_samples``, described in the footer) and
+    ``<name>_decision`` (int8, +1 matches that concept's task) for each
+    concept, ``remove`` (bool: some concept flags the row as unwanted),
+    ``triggered`` (list of the names of the concepts that flag it) and
+    ``error``; scores, decisions, ``remove`` and ``triggered`` are null for
+    rows with an error.
 
     Parameters
     ----------
@@ -339,7 +344,7 @@ class ConceptShardWriter(AtomicParquetWriter):
 
     def write(self, ids: pa.Array | None, scores: np.ndarray,
               errors: np.ndarray | None) -> None:
-        """Append rows: their ids, ``(n, n_concepts)`` log-odds, and errors."""
+        """Append rows: their ids, ``(n, n_concepts)`` scores, and errors."""
         import pyarrow as pa
 
         n = len(scores)

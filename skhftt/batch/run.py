@@ -18,7 +18,7 @@ from typing import Any
 
 from skhftt.batch.output import is_done, output_path, remove_partials
 from skhftt.batch.record import record_run
-from skhftt.batch.scorers import Scorer, ShardScorer, make_scorer
+from skhftt.batch.scorers import Scorer, ShardScorer, shard_scorer
 from skhftt.batch.shards import DEFAULT_SHARD_SIZE, Shard, discover_shards
 from skhftt.batch.task import DEFAULT_BLOCK_ROWS, ShardResult, score_shard
 from skhftt.embedding.embedder import embeds_images
@@ -236,7 +236,7 @@ def score_shards(
     if importlib.util.find_spec("pyarrow") is None:
         raise ImportError("score_shards writes parquet files with pyarrow, which skhftt "
                           "installs; reinstall it: pip install \"pyarrow>=14\"")
-    scorer = make_scorer(detector, device=device)
+    scorer = shard_scorer(detector, device=device)
     if isinstance(inputs, (list, tuple)) and inputs and all(
         isinstance(item, Shard) for item in inputs
     ):

@@ -26,7 +26,7 @@ from skhftt.detectors.base import PRECOMPUTED
 from skhftt.embedding.device import resolve_device
 from skhftt.embedding.encoders.base import Encoder
 
-__all__ = ["ConceptScorer", "Scorer", "ShardScorer", "make_scorer"]
+__all__ = ["ConceptScorer", "Scorer", "ShardScorer", "shard_scorer"]
 
 
 @runtime_checkable
@@ -46,8 +46,11 @@ class Scorer(Protocol):
         """Digest of everything that changes the scores and decisions; recorded in outputs."""
         ...
 
-    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
-        """Scores of a block of unit float32 embeddings: ``(n,)``, or ``(n, k)``."""
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """The detector's ``score_samples`` of a block of unit float32 embeddings.
+
+        ``(n,)``, or ``(n, k)`` for ``k`` concepts.
+        """
         ...
 
     def manifest(self) -> dict[str, Any]:
@@ -284,8 +287,8 @@ class ShardScorer(_DetectorEncoder):
         """Width of the embedding space."""
         return int(self.head.dim)
 
-    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
-        """``log P_in - log P_out`` per row, float64 ``(n,)``."""
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """The detector's ``score_samples`` per row, float64 ``(n,)``."""
         return self.head.log_odds(embeddings)
 
     def manifest(self) -> dict[str, Any]:
@@ -359,7 +362,7 @@ class ConceptScorer(_DetectorEncoder):
         """Width of the embedding space."""
         return int(self.concepts.detector.embedding_dim_)
 
-    def log_odds(self, embeddings: np.ndarray) -> np.ndarray:
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
         """Every concept's score, float64 ``(n, n_concepts)``; NaN for rows of zeros.
 
         Rows of zeros stand for inputs that failed to read (their errors are
@@ -393,7 +396,7 @@ class ConceptScorer(_DetectorEncoder):
         return dataclasses.replace(self, detector=None)
 
 
-def make_scorer(detector: Any, *, device: str | None = None) -> Scorer:
+def shard_scorer(detector: Any, *, device: str | None = None) -> Scorer:
     """The scorer of a fitted detector, a multi-concept detector, or a scorer as it is.
 
     Parameters

@@ -58,7 +58,7 @@ def unscored_rows(scores: np.ndarray, errors: np.ndarray | None) -> np.ndarray |
     Parameters
     ----------
     scores : ndarray of shape (n,) or (n, k)
-        A block's scores, from :meth:`Scorer.log_odds`.
+        A block's scores, from :meth:`Scorer.scores`.
     errors : ndarray of shape (n,), object, or None
         The block's errors so far (rows that could not be read).
     """
@@ -97,7 +97,7 @@ def score_shard(
     Parameters
     ----------
     scorer : Scorer
-        From :func:`~skhftt.batch.scorers.make_scorer`; for embedding
+        From :func:`~skhftt.batch.scorers.shard_scorer`; for embedding
         shards a model-free scorer suffices.
     shard : Shard
         From :func:`~skhftt.batch.discover_shards`.
@@ -136,7 +136,7 @@ def score_shard(
     target = output_path(output_dir, shard.name)
     with scorer.writer(target, manifest, row_group_rows=block_rows) as writer:
         for block in blocks:
-            scores = scorer.log_odds(block.embeddings)
+            scores = scorer.scores(block.embeddings)
             writer.write(block.ids, scores, unscored_rows(scores, block.errors))
             if progress is not None:
                 progress(len(block))
