@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from skhftt.space.blocks import map_row_blocks
+
 __all__ = ["UNIT_TOLERANCE", "check_embeddings", "check_texts", "is_string_sequence"]
 
 _BLOCK_ROWS = 16384
@@ -58,10 +60,10 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
     array = array.astype(np.float32, copy=False)
     # Row norms in blocks: a full-size temporary of a 300,000 x 768 matrix
     # would double the peak memory of a fit.
-    norms = np.concatenate([
-        np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
-        for block in np.array_split(array, max(1, array.shape[0] // _BLOCK_ROWS))
-    ])
+    norms = map_row_blocks(
+        lambda block: np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64)),
+        array, _BLOCK_ROWS,
+    )
     finite = np.isfinite(norms)
     if not finite.all():
         bad = np.flatnonzero(~finite)
