@@ -23,7 +23,6 @@ from skhftt.detectors import (
     MCMDetector,
     MSPDetector,
 )
-from skhftt.detectors.base import calibration_rows, equal_error_cut
 from skhftt.detectors.image_fitted import kth_neighbour_similarity
 
 SIMILARITY = [MCMDetector, MaxLogitDetector, EnergyDetector]
@@ -76,6 +75,8 @@ def test_mcm_default_no_longer_matches_every_input(data):
 
 @pytest.mark.parametrize("cls", SIMILARITY)
 def test_the_world_sample_is_seeded_and_at_most_5000_texts(cls):
+    from skhftt.detectors.base import calibration_rows, equal_error_cut
+
     rng = np.random.default_rng(3)
     task, world = unit(rng.normal(size=(6, 16))), unit(rng.normal(size=(6000, 16)))
     det = cls(encoder="precomputed").fit(world, task)
