@@ -95,8 +95,8 @@ def calibration_rows(n_rows: int, size: int = CALIBRATION_SIZE) -> np.ndarray:
 
 
 def keep_cut(scores: np.ndarray, keep: float = AUTO_KEEP) -> float:
-    """The cut on ``scores`` at or above which a share ``keep`` of them lies."""
-    return float(np.quantile(scores, 1.0 - keep))
+    """The highest of ``scores`` at or above which at least a share ``keep`` of them lies."""
+    return float(np.quantile(scores, 1.0 - keep, method="lower"))
 
 
 def equal_error_cut(task_scores: np.ndarray, world_scores: np.ndarray) -> float:

@@ -25,7 +25,7 @@ KNNDetector            ``-(1 - s_(k)(x))``, ``s_(k)`` the k-th largest cosine
 ``fit(images, labels)`` (``fit(images)`` for KNN) embeds the images with the
 encoder, like ``score_samples`` does. ``threshold`` is a cut-off on
 ``score_samples`` for all three (every score is at most 0); its default,
-``"auto"``, sets ``offset_`` at fit to the cut that keeps 95 % of the fitted
+``"auto"``, sets ``offset_`` at fit to the cut that keeps at least 95 % of the fitted
 images, as scikit-learn's outlier detectors set ``offset_`` from
 ``contamination``.
 """
@@ -187,8 +187,8 @@ class MSPDetector(_ImageFittedDetector):
         Cut-off on ``score_samples``, the log of the largest class
         probability (so at most 0): an input is +1 when its score is at
         least the cut (``offset_``). ``"auto"`` sets the cut at fit to the
-        5th percentile of the fitted images' own scores, so that it keeps
-        95 % of them; those scores are optimistic (the classifier was
+        highest of the fitted images' own scores that keeps at least 95 %
+        of them; those scores are optimistic (the classifier was
         fitted on the same images), so the cut keeps fewer of new
         in-distribution images. A number is the cut itself, e.g.
         ``numpy.log(0.5)`` for a largest class probability of one half;
@@ -430,9 +430,9 @@ class MahalanobisDetector(_ImageFittedDetector):
     threshold : "auto" or float, default="auto"
         Cut-off on ``score_samples``, minus a squared Mahalanobis distance
         (so at most 0): an input is +1 when its score is at least the cut
-        (``offset_``). ``"auto"`` sets the cut at fit to the 5th percentile
-        of the fitted images' own scores, so that it keeps 95 % of them;
-        those scores are optimistic (the means and covariance were fitted
+        (``offset_``). ``"auto"`` sets the cut at fit to the highest of the
+        fitted images' own scores that keeps at least 95 % of them; those
+        scores are optimistic (the means and covariance were fitted
         on the same images), so the cut keeps fewer of new in-distribution
         images. A number is the cut itself; take one from held-out
         in-distribution images
@@ -663,10 +663,10 @@ class KNNDetector(_ImageFittedDetector):
         (``offset_``). ``"auto"`` sets the cut at fit by leave-one-out: at
         most 5,000 of the fitted images (a sample seeded with 0) are each
         scored against the others -- by their ``k + 1``-th nearest fitted
-        image, since each is its own nearest -- and the cut keeps 95 % of
-        them; it needs ``n_neighbors`` below the number of fitted images. A
-        number is the cut itself; take one from held-out in-distribution
-        images (``-threshold_at_tpr(-det.score_samples(held_out), 0.95)``,
+        image, since each is its own nearest -- and the cut keeps at least
+        95 % of them; it needs ``n_neighbors`` below the number of fitted
+        images. A number is the cut itself; take one from held-out
+        in-distribution images (``-threshold_at_tpr(-det.score_samples(held_out), 0.95)``,
         see :mod:`skhftt.removal.thresholds`) and apply it with
         :meth:`set_threshold`.
     encode_batch_size : int, default=256
@@ -797,7 +797,7 @@ class KNNDetector(_ImageFittedDetector):
         return self
 
     def _held_out_offset(self, embeddings: np.ndarray) -> float:
-        """The cut that keeps 95 % of a sample of the fitted images, each held out."""
+        """The cut that keeps at least 95 % of a sample of the fitted images, each held out."""
         n_images = embeddings.shape[0]
         if self.n_neighbors >= n_images:
             raise ValueError(

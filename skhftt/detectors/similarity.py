@@ -131,7 +131,7 @@ class _SimilarityDetector(_BlockScoredDetector):
         return self
 
     def _automatic_offset(self, state: Mapping[str, Any], data: FitData) -> float:
-        """The equal-error cut between task prompts and world texts, or 95 % of the prompts."""
+        """The equal-error cut of task prompts and world texts; without a world, 95 % of prompts."""
         task = self._scores_with(state, data.task_embeddings)
         if data.world_embeddings is None:
             return keep_cut(task)
@@ -181,9 +181,9 @@ class MCMDetector(_SimilarityDetector):
         world texts (``X``, or the bundled corpus when ``X`` is None; seeded
         with 0, the same at every fit), so that as many task prompts fall
         below it as world texts reach it. With ``encoder="precomputed"`` and
-        ``X=None`` there is no world to draw from: the cut keeps 95 % of the
-        task prompts. A number is the cut itself. :meth:`set_threshold`
-        moves it after fitting.
+        ``X=None`` there is no world to draw from: the cut keeps at least
+        95 % of the task prompts. A number is the cut itself.
+        :meth:`set_threshold` moves it after fitting.
     encode_batch_size : int, default=256
         Inputs per encoder forward pass.
     cache_dir : str, path-like, None or False, default=None
@@ -292,8 +292,8 @@ class MaxLogitDetector(_SimilarityDetector):
         is None; seeded with 0, the same at every fit), so that as many task
         prompts fall below it as world texts reach it. With
         ``encoder="precomputed"`` and ``X=None`` there is no world to draw
-        from: the cut keeps 95 % of the task prompts. A number is the cut
-        itself. :meth:`set_threshold` moves it after fitting.
+        from: the cut keeps at least 95 % of the task prompts. A number is
+        the cut itself. :meth:`set_threshold` moves it after fitting.
     encode_batch_size : int, default=256
         Inputs per encoder forward pass.
     cache_dir : str, path-like, None or False, default=None
@@ -392,9 +392,9 @@ class EnergyDetector(_SimilarityDetector):
         world texts (``X``, or the bundled corpus when ``X`` is None; seeded
         with 0, the same at every fit), so that as many task prompts fall
         below it as world texts reach it. With ``encoder="precomputed"`` and
-        ``X=None`` there is no world to draw from: the cut keeps 95 % of the
-        task prompts. A number is the cut itself. :meth:`set_threshold`
-        moves it after fitting.
+        ``X=None`` there is no world to draw from: the cut keeps at least
+        95 % of the task prompts. A number is the cut itself.
+        :meth:`set_threshold` moves it after fitting.
     encode_batch_size : int, default=256
         Inputs per encoder forward pass.
     cache_dir : str, path-like, None or False, default=None
