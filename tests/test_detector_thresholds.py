@@ -122,11 +122,11 @@ def test_knn_sets_its_cut_by_leave_one_out(data):
     assert det.offset_ < np.quantile(in_sample, 0.05)  # in-sample scores are optimistic
 
 
-def test_knn_leave_one_out_needs_more_images_than_neighbours(data):
-    with pytest.raises(ValueError, match=r"threshold='auto'.*n_neighbors=4 must be below the 4"):
-        KNNDetector(encoder="precomputed", n_neighbors=4).fit(data["images"][:4])
-    det = KNNDetector(encoder="precomputed", n_neighbors=4, threshold=-0.5)
-    assert det.fit(data["images"][:4]).offset_ == -0.5
+def test_knn_with_as_many_neighbours_as_images_has_none_to_hold_out(data):
+    det = KNNDetector(encoder="precomputed", n_neighbors=4).fit(data["images"][:4])
+    in_sample = det.score_samples(data["images"][:4])
+    assert det.offset_ == np.quantile(in_sample, 0.05, method="lower")
+    assert (det.predict(data["images"][:4]) == 1).all()
 
 
 @pytest.mark.parametrize("cls", SIMILARITY + IMAGE_FITTED)

@@ -90,8 +90,7 @@ def test_search_bad_arguments(k, match):
 
 @pytest.mark.parametrize("k", [1, 5, 120])
 def test_knn_matches_its_formula(data, k):
-    # threshold="auto" holds each image out, which needs k below the 120 images.
-    det = _fit(KNNDetector, data, n_neighbors=k, threshold=-1.0)
+    det = _fit(KNNDetector, data, n_neighbors=k)
     similarities = _unit(data["test"]) @ _unit(data["fit"]).T
     kth = np.sort(similarities, axis=1)[:, -k]
     scores = det.score_samples(data["test"])

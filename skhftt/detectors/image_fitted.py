@@ -664,8 +664,9 @@ class KNNDetector(_ImageFittedDetector):
         most 5,000 of the fitted images (a sample seeded with 0) are each
         scored against the others -- by their ``k + 1``-th nearest fitted
         image, since each is its own nearest -- and the cut keeps at least
-        95 % of them; it needs ``n_neighbors`` below the number of fitted
-        images. A number is the cut itself; take one from held-out
+        95 % of them (with ``n_neighbors`` equal to the number of fitted
+        images none is left to hold out, and their own, optimistic scores
+        set it). A number is the cut itself; take one from held-out
         in-distribution images (``-threshold_at_tpr(-det.score_samples(held_out), 0.95)``,
         see :mod:`skhftt.removal.thresholds`) and apply it with
         :meth:`set_threshold`.
@@ -799,17 +800,12 @@ class KNNDetector(_ImageFittedDetector):
     def _held_out_offset(self, embeddings: np.ndarray) -> float:
         """The cut that keeps at least 95 % of a sample of the fitted images, each held out."""
         n_images = embeddings.shape[0]
-        if self.n_neighbors >= n_images:
-            raise ValueError(
-                f"threshold='auto' scores each fitted image against the others, so "
-                f"n_neighbors={self.n_neighbors} must be below the {n_images} "
-                "in-distribution images given to fit; pass fewer neighbours, more images, "
-                "or a number as threshold."
-            )
         sample = embeddings[calibration_rows(n_images, CALIBRATION_SIZE)]
+        # Each image is its own nearest neighbour: the k + 1-th is the k-th of the others,
+        # unless there are no others to spare.
+        k = min(self.n_neighbors + 1, n_images)
         with config_context(assume_finite=True):
-            # Each image is its own nearest neighbour: the k + 1-th is the k-th of the others.
-            held_out = kth_neighbour_similarity(sample, embeddings, self.n_neighbors + 1)
+            held_out = kth_neighbour_similarity(sample, embeddings, k)
         return keep_cut(held_out - 1.0)
 
     def _check_fitted_state(self, state: Mapping[str, Any]) -> None:
