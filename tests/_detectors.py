@@ -6,8 +6,10 @@ import numpy as np
 from _synthetic import make_task_world, unit
 
 from skhftt.detectors import (
+    CSPDetector,
     EnergyDetector,
     HFTTDetector,
+    HFTTEnsembleDetector,
     KNNDetector,
     MahalanobisDetector,
     MaxLogitDetector,
@@ -19,20 +21,28 @@ from skhftt.detectors import (
 DIM = 16
 CLASSES = {
     "HFTTDetector": HFTTDetector,
+    "HFTTEnsembleDetector": HFTTEnsembleDetector,
     "MCMDetector": MCMDetector,
     "MaxLogitDetector": MaxLogitDetector,
     "EnergyDetector": EnergyDetector,
     "NegLabelDetector": NegLabelDetector,
+    "CSPDetector": CSPDetector,
     "MSPDetector": MSPDetector,
     "MahalanobisDetector": MahalanobisDetector,
     "KNNDetector": KNNDetector,
 }
 KINDS = list(CLASSES)
-TEXT_FITTED = KINDS[:5]
+IMAGE_FITTED = ["MSPDetector", "MahalanobisDetector", "KNNDetector"]
+TEXT_FITTED = [kind for kind in KINDS if kind not in IMAGE_FITTED]
+# A pool of candidate labels given as embeddings, as CSP takes them without an encoder
+# (nested lists, so that parameters compare with ==).
+POOL = {"noun": unit(np.random.default_rng(2).normal(size=(60, DIM))).tolist()}
 # Small and quick; the rest are defaults.
 PARAMS = {
     "HFTTDetector": {"n_embeddings": 3, "batch_size": 64, "random_state": 0},
+    "HFTTEnsembleDetector": {"n_embeddings": 3, "batch_size": 64, "random_state": 0},
     "NegLabelDetector": {"n_negatives": 40, "n_groups": 4, "random_state": 0},
+    "CSPDetector": {"candidates": POOL, "n_negatives": 30, "n_groups": 3, "random_state": 0},
     "KNNDetector": {"n_neighbors": 3},
 }
 
@@ -73,10 +83,12 @@ def late_failing_fit(kind: str, values: dict[str, np.ndarray]) -> tuple[dict, ob
     """
     world, images = values["world"], values["images"]
     task = {"new class": values["prompts"][:2]}
-    if kind == "HFTTDetector":
+    if kind in ("HFTTDetector", "HFTTEnsembleDetector"):
         return {"learning_rate_init": float("inf")}, world, task  # training diverges
     if kind == "NegLabelDetector":
         return {}, world[:10], task  # 40 negatives asked of 10 world texts
+    if kind == "CSPDetector":
+        return {"n_negatives": 61}, world, task  # more negatives than the 60 candidates
     if kind in TEXT_FITTED:  # nothing fails after embedding: an invalid task
         return {}, world, {"new class": np.full((2, DIM), np.nan)}
     if kind == "KNNDetector":

@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from skhftt import HFTTDetector
-from skhftt.detectors.zero_shot import (
+from skhftt.detectors import (
     EnergyDetector,
     MaxLogitDetector,
     MCMDetector,
@@ -209,10 +209,15 @@ def test_texts_with_an_encoder(cls):
 
 
 @pytest.mark.parametrize("cls", [MCMDetector, MaxLogitDetector, EnergyDetector])
-def test_zero_shot_baselines_ignore_the_world(data, cls, counting_encoder):
-    det = cls(encoder=counting_encoder).fit(["never embedded"], ["a task text"])
+def test_zero_shot_baselines_embed_world_texts_only_to_set_the_automatic_cut(cls,
+                                                                             counting_encoder):
+    det = cls(encoder=counting_encoder, threshold=0.5).fit(["never embedded"], ["a task text"])
     assert "never embedded" not in counting_encoder.counts()
     assert det.task_columns_.shape == (1, counting_encoder.dim)
+    world = [f"world text {i}" for i in range(6000)]
+    cls(encoder=counting_encoder).fit(world, ["a task text"])
+    embedded = [text for text in counting_encoder.counts() if text.startswith("world text")]
+    assert len(embedded) == 5000  # a sample, not the corpus
 
 
 @pytest.mark.parametrize("cls", BASELINES)

@@ -8,9 +8,9 @@ import pytest
 from _synthetic import make_task_world, unit
 from scipy.special import expit
 
-from skhftt.corpora import WordNetLemmas
-from skhftt.detectors import CSPDetector, NegLabelDetector, load_detector, zero_shot
-from skhftt.detectors.zero_shot import negative_counts
+from skhftt.corpora import CSP_SUPERCLASSES, WordNetLemmas, _pools
+from skhftt.detectors import CSPDetector, NegLabelDetector, load_detector
+from skhftt.detectors.negative_labels import negative_counts
 from skhftt.embedding.encoders.hashing import HashingEncoder
 
 
@@ -112,7 +112,7 @@ def small_wordnet(monkeypatch):
         return WordNetLemmas([found.lemmas[i] for i in kept],
                              [found.categories[i] for i in kept])
 
-    monkeypatch.setattr(zero_shot, "wordnet_lemmas", lemmas)
+    monkeypatch.setattr(_pools, "wordnet_lemmas", lemmas)
 
 
 def test_neglabel_default_is_the_reference_wordnet_pool(small_wordnet):
@@ -144,7 +144,7 @@ def test_csp_pool_conjugates_adjectives_and_drops_categories(small_wordnet):
     assert {"a photo of a violin.", "violin"} <= set(encoder.seen)
     conjugated = [t for t in encoder.seen if t.split()[0] in {"red", "wooden", "furry"}]
     assert len(conjugated) == 3 and not any(t.startswith("solar") for t in encoder.seen)
-    assert all(t.split()[1] in zero_shot.CSP_SUPERCLASSES for t in conjugated)
+    assert all(t.split()[1] in CSP_SUPERCLASSES for t in conjugated)
     assert {f"a nice photo of {t}" for t in conjugated} <= set(encoder.seen)
     assert det.negative_parts_.count("noun") == 2 and det.negative_parts_.count("adj") == 1
 
@@ -197,3 +197,29 @@ def test_wordnet_neglabel_saves_without_pickle(small_wordnet, tmp_path):
     assert loaded.negative_parts_ == det.negative_parts_
     X = unit(np.random.default_rng(0).normal(size=(5, 32)))
     np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+
+
+def test_the_pool_is_embedded_in_chunks_with_one_progress_report(small_wordnet, monkeypatch,
+                                                                 capsys):
+    """491,924 prompts in chunks of 4,096 candidates gave 17 progress lines, each with its own
+    time left; now one report covers the pool while memory stays bounded by the chunks."""
+    from skhftt.detectors import negative_labels
+
+    monkeypatch.setattr(negative_labels, "_CANDIDATE_CHUNK", 2)
+    encoder = CountingEncoder()
+    calls = []
+    encode_text = encoder.encode_text
+    monkeypatch.setattr(encoder, "encode_text",
+                        lambda texts, **kwargs: calls.append(len(texts)) or encode_text(texts,
+                                                                                   **kwargs))
+    # Prompts of their own: the in-process cache holds those of the other tests.
+    CSPDetector(encoder=encoder, n_groups=1, n_negatives=0.5, cache_dir=False, verbose=1,
+                noun_templates=["chunked {}", "a chunked {}"],
+                adjective_templates=["chunked {}", "a chunked {}", "the chunked {}", "{} chunk"],
+                ).fit(None, ["a chunked cat", "a chunked bird"])
+    # 5 nouns (no person) x 2 prompts and 3 adjectives (no pertainym) x 4, two candidates a
+    # chunk; the task first.
+    assert calls == [2, 4, 4, 2, 8, 4]
+    err = capsys.readouterr().err
+    assert err.count("Encoding texts:   0%") == 1  # the task's
+    assert err.count("Encoding CSP pool prompts:   0%") == 1 and "/22 " in err

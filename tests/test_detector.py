@@ -215,8 +215,16 @@ def test_zero_embedding_is_an_error(data):
 
 @pytest.mark.parametrize("y", [[0, 1, 2], [0.5, 1, 0], [-1, 1, 1]])
 def test_labels_that_are_not_zero_one_are_an_error(y, data):
-    with pytest.raises(ValueError, match=r"PU labels with values 0 .* and 1"):
+    with pytest.raises(ValueError, match=r"neither 0/1 PU labels \(one per text of X: 0 for "
+                                         "a world text, 1 for a task text"):
         _precomputed().fit(data["world"][:3], y)
+
+
+def test_a_one_dimensional_task_embedding_is_told_what_was_expected(data):
+    with pytest.raises(ValueError, match=r"y is a 1-D array of 32 numbers.*nor task embeddings, "
+                                         r"which are a 2-D array \(n_task_items, dim\): pass one "
+                                         r"task embedding as y.reshape\(1, -1\)"):
+        _precomputed().fit(data["world"], data["prompts"][0])
 
 
 def test_pu_labels_must_match_and_contain_both_classes(data):

@@ -1,8 +1,9 @@
 """What every detector inherits, seen through a new detector written in a dozen lines.
 
 A new kind of detector subclasses BaseTextDetector, declares its fitted
-attributes and assigns them at the end of ``fit``; scoring chain, operating
-point, persistence and the estimator API then come with the base class.
+attributes and what each must look like in a saved file, and assigns them at
+the end of ``fit``; scoring chain, operating point, persistence (validated at
+load) and the estimator API then come with the base class.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sklearn.utils.estimator_checks import check_estimator_repr, check_get_param
 from skhftt._sklearn_compat import Interval, fit_context
 from skhftt.detectors import load_detector
 from skhftt.detectors.base import BaseTextDetector, space_state
+from skhftt.detectors.fitted import Array, Names
 from skhftt.detectors.persistence import registered_kinds
 
 
@@ -33,6 +35,9 @@ class CentroidDetector(BaseTextDetector):
     _fitted_attributes: ClassVar[tuple[str, ...]] = (
         *BaseTextDetector._fitted_attributes, "task_names_", "centroid_",
     )
+    _fitted_spec: ClassVar[dict] = {
+        **BaseTextDetector._fitted_spec, "task_names_": Names("C"), "centroid_": Array(("dim",)),
+    }
 
     def __init__(self, *, encoder="precomputed", unwanted="mismatch", templates=None,
                  threshold=0.0, encode_batch_size=256, cache_dir=None, device="auto",

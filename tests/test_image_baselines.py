@@ -235,8 +235,8 @@ def test_threshold_is_a_cut_off_on_the_score(data, cls, threshold):
     assert not hasattr(det, "predict_proba")
 
 
-def test_msp_default_threshold_is_a_largest_probability_of_one_half(data):
-    det = _fit(MSPDetector, data)
+def test_msp_threshold_of_log_one_half_is_a_largest_probability_of_one_half(data):
+    det = _fit(MSPDetector, data, threshold=float(np.log(0.5)))
     assert det.offset_ == pytest.approx(np.log(0.5))
     largest = np.exp(det.score_samples(data["test"]))
     np.testing.assert_array_equal(det.predict(data["test"]) == 1, largest >= 0.5 - 1e-12)

@@ -24,7 +24,7 @@ from PIL import Image
 
 from skhftt import HFTTDetector
 from skhftt.corpora import load_world_corpus, low_quality_task
-from skhftt.detectors.zero_shot import (
+from skhftt.detectors import (
     EnergyDetector,
     MaxLogitDetector,
     MCMDetector,

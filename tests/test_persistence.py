@@ -157,14 +157,22 @@ def test_corrupt_or_foreign_files_are_named(tmp_path, fitted):
 
     meta["kind"] = "HFTTDetector"
     arrays["head_.trainable_columns"] = arrays["head_.trainable_columns"][:, :5].copy()
+    save_file(arrays, tmp_path / "edited.safetensors", metadata={"skhftt": json.dumps(meta)})
+    with pytest.raises(ValueError, match=r"edited.safetensors' was changed after skhftt wrote "
+                                         "it: its arrays do not match the digest"):
+        load_detector(tmp_path / "edited.safetensors")
+
+    del meta["tensor_digest"]  # as before format 3 had one: the arrays are checked one by one
     save_file(arrays, tmp_path / "narrow.safetensors", metadata={"skhftt": json.dumps(meta)})
-    with pytest.raises(ValueError, match=r"trainable_columns has shape \(10, 5\) but the "
-                                         "detector works in width 32"):
+    with pytest.raises(ValueError, match=r"head_.trainable_columns has shape \(10, 5\), but "
+                                         "embedding_dim_ gives dim = 32"):
         load_detector(tmp_path / "narrow.safetensors")
 
     del arrays["head_.trainable_columns"]
     save_file(arrays, tmp_path / "partial.safetensors", metadata={"skhftt": json.dumps(meta)})
-    with pytest.raises(ValueError, match=r"partial\.safetensors' is inconsistent"):
+    with pytest.raises(ValueError, match=r"partial\.safetensors' is not a valid saved "
+                                         "HFTTDetector: its fitted state lacks "
+                                         "head_.trainable_columns"):
         load_detector(tmp_path / "partial.safetensors")
 
     save_file({"x": np.zeros(2, np.float32)}, tmp_path / "other.safetensors")

@@ -24,6 +24,7 @@ import sklearn
 from _detectors import (
     CLASSES,
     DIM,
+    IMAGE_FITTED,
     KINDS,
     data,
     fit_arguments,
@@ -140,7 +141,7 @@ def test_n_features_in_exactly_when_precomputed(kind, values):
     detector = fitted(kind, values)
     assert detector.n_features_in_ == DIM == detector.embedding_dim_
     encoder = HashingEncoder(dim=DIM)
-    if kind in ("MSPDetector", "MahalanobisDetector", "KNNDetector"):
+    if kind in IMAGE_FITTED:
         X, y = fit_arguments(kind, values)
         detector.set_params(encoder=encoder).fit(
             Texts([f"text {i}" for i in range(len(X))]), y)
@@ -170,7 +171,9 @@ INVALID = {
     "learning_rate_init": 0.0, "learning_rate": "no-such-schedule", "momentum": 1.0,
     "random_state": -1, "n_negatives": 1.5, "percentile": 101.0, "n_groups": 0, "C": 0.0,
     "shrinkage": "oas", "n_neighbors": 0, "candidates": "no-such-pool", "max_similarity": 2.0,
-    "unwanted": "keep",
+    "unwanted": "keep", "noun_templates": "the {}", "adjective_templates": "{}",
+    "superclasses": "thing", "exclude_categories": "noun.person", "mcm_weight": 1.5,
+    "mcm_temperature": 0.0, "calibration_size": 1,
 }
 PARAMETERS = [(kind, name) for kind in KINDS for name in CLASSES[kind]().get_params()]
 

@@ -125,8 +125,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--threshold", type=float,
                         help="operating point of predict, in the detector's units: for "
                              "hftt, csp and neglabel the probability of the task above which "
-                             "an input matches (default 0.5), for the others a cut-off on "
-                             "the score; not calibrated on images: prefer the rules of "
+                             "an input matches (default 0.5); for ensemble a cut on its "
+                             "standardised score (default 0, a median world text); for mcm, "
+                             "maxlogit and energy a cut on the score (default: set at fit, "
+                             "the equal-error cut between the task prompts and 5,000 world "
+                             "texts). Not calibrated on images: prefer the rules of "
                              "'skhftt filter'")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
     parser.add_argument("--device", default="auto", help="encoder device (default: auto)")

@@ -14,7 +14,8 @@ everything images may show. This module provides both.
 * :func:`templated_task` -- the same expansion for any list of class names.
 * :func:`wordnet_lemmas` -- the head lemmas of WordNet 3.0's nouns and
   adjectives with their lexicographer categories: the candidate labels that
-  NegLabel and CSP mine their negatives from.
+  NegLabel and CSP mine their negatives from; :func:`neglabel_pool` and
+  :func:`csp_pool` put them in each method's reference prompts.
 * :func:`low_quality_task` -- low-quality image detection as a task: ten
   defects (blur, compression artifacts, noise, bad exposure, ...), each
   with a few captions (:mod:`skhftt.evaluation` applies the same defects to
@@ -30,6 +31,16 @@ from skhftt.corpora._imagenet import (
     imagenet_templates,
     templated_task,
 )
+from skhftt.corpora._pools import (
+    CSP_ADJECTIVE_TEMPLATES,
+    CSP_EXCLUDED_CATEGORIES,
+    CSP_NOUN_TEMPLATES,
+    CSP_SUPERCLASSES,
+    NEGLABEL_ADJECTIVE_TEMPLATE,
+    NEGLABEL_NOUN_TEMPLATE,
+    csp_pool,
+    neglabel_pool,
+)
 from skhftt.corpora._quality import low_quality_task
 from skhftt.corpora._readers import dedupe_texts, read_texts
 from skhftt.corpora._wordnet import WordNetLemmas, wordnet_lemmas
@@ -41,16 +52,24 @@ from skhftt.corpora._world import (
 )
 
 __all__ = [
+    "CSP_ADJECTIVE_TEMPLATES",
+    "CSP_EXCLUDED_CATEGORIES",
+    "CSP_NOUN_TEMPLATES",
+    "CSP_SUPERCLASSES",
+    "NEGLABEL_ADJECTIVE_TEMPLATE",
+    "NEGLABEL_NOUN_TEMPLATE",
     "WORLD_TEMPLATE",
     "ImageNetClasses",
     "WordNetLemmas",
     "apply_template",
+    "csp_pool",
     "dedupe_texts",
     "imagenet_classes",
     "imagenet_task",
     "imagenet_templates",
     "load_world_corpus",
     "low_quality_task",
+    "neglabel_pool",
     "read_texts",
     "templated_task",
     "wordnet_lemmas",

@@ -2,13 +2,16 @@
 
 * :class:`HFTTDetector` -- HFTT, columns trained from text (the paper's method).
 * Zero-shot, text only: :class:`MCMDetector`, :class:`MaxLogitDetector`,
-  :class:`EnergyDetector`, :class:`NegLabelDetector`, :class:`CSPDetector`.
+  :class:`EnergyDetector` (:mod:`~skhftt.detectors.similarity`);
+  :class:`NegLabelDetector`, :class:`CSPDetector`
+  (:mod:`~skhftt.detectors.negative_labels`).
 * Fitted on in-distribution images: :class:`MSPDetector`,
   :class:`MahalanobisDetector`, :class:`KNNDetector`.
 * :class:`HFTTEnsembleDetector` -- HFTT blended with MCM, both calibrated on
   the world texts.
 * :class:`MultiConceptDetector` -- several detectors in one encoder pass.
-* :func:`save_detector` / :func:`load_detector` -- pickle-free persistence.
+* :func:`save_detector` / :func:`load_detector` -- pickle-free persistence,
+  every file validated whole at load (:mod:`~skhftt.detectors.fitted`).
 """
 
 from __future__ import annotations
@@ -22,14 +25,9 @@ from skhftt.detectors.image_fitted import (
     MSPDetector,
     kth_neighbour_similarity,
 )
+from skhftt.detectors.negative_labels import CSPDetector, NegLabelDetector
 from skhftt.detectors.persistence import load_detector, save_detector
-from skhftt.detectors.zero_shot import (
-    CSPDetector,
-    EnergyDetector,
-    MaxLogitDetector,
-    MCMDetector,
-    NegLabelDetector,
-)
+from skhftt.detectors.similarity import EnergyDetector, MaxLogitDetector, MCMDetector
 
 __all__ = [
     "CSPDetector",

@@ -13,10 +13,17 @@ A subclass declares:
   :meth:`~BaseTextDetector._set_fitted` assigns all at once, at the very end
   of a fit that succeeded (so a failed fit leaves the detector as it was) and
   when a saved detector is loaded;
+* ``_fitted_spec``: what each entry of its saved fitted state must look
+  like (:mod:`skhftt.detectors.fitted`), checked when a file is loaded;
 * ``_threshold_kind``: ``"log_odds"`` when ``score_samples`` is the log-odds
   of a probability and ``threshold`` is that probability (then
   ``predict_proba`` exists), ``"score"`` when ``threshold`` is a cut-off on
   ``score_samples`` itself.
+
+Detectors whose score has no natural cut-off take ``threshold="auto"``: the
+cut is set at fit from what the detector was fitted on
+(:meth:`~BaseTextDetector._offset_at_fit`), as scikit-learn's outlier
+detectors set ``offset_`` from ``contamination``.
 
 Every detector records its **job** in the ``unwanted`` parameter:
 ``"mismatch"`` when the task lists what a dataset should keep (inputs that do
@@ -27,30 +34,94 @@ The job never changes a score; it tells every consumer (removal rules,
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.metrics import roc_curve
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from skhftt._sklearn_compat import HasMethods, Interval, StrOptions, validate_parameters
+from skhftt.detectors.fitted import Columns, Digests, Field, Names, Number, Size, Text
 from skhftt.detectors.persistence import load_detector, register_detector, save_detector
 from skhftt.embedding.embedder import Embedder, EmbeddingSpace
 from skhftt.embedding.encoders.registry import PRECOMPUTED
+from skhftt.space.blocks import chunk_rows, map_row_blocks
+from skhftt.space.head import MIN_TEMPERATURE
 from skhftt.space.task import TaskItems, parse_task, task_columns
 from skhftt.space.validation import check_embeddings, check_texts, is_string_sequence
 
-__all__ = ["JOBS", "BaseTextDetector", "FitData", "check_job", "digest"]
+__all__ = [
+    "AUTO_KEEP",
+    "CALIBRATION_SIZE",
+    "JOBS",
+    "BaseTextDetector",
+    "FitData",
+    "calibration_rows",
+    "check_job",
+    "digest",
+    "equal_error_cut",
+    "keep_cut",
+]
 
 JOBS = ("mismatch", "match")
 """The values of ``unwanted``: which side of a detector's task is removed."""
+
+TEMPERATURE = Interval(Real, MIN_TEMPERATURE, None, closed="left")
+"""The constraint of every temperature parameter: positive, and no logit overflows."""
+
+CALIBRATION_SIZE = 5000
+"""Rows an automatic cut is set on: at most this many world texts or fitted images."""
+
+AUTO_KEEP = 0.95
+"""Share of in-distribution rows kept by the cut ``threshold="auto"`` sets from them alone."""
+
+
+def calibration_rows(n_rows: int, size: int = CALIBRATION_SIZE) -> np.ndarray:
+    """Sorted indices of a sample of at most ``size`` of ``n_rows`` rows, seeded with 0.
+
+    The same rows at every fit, whatever ``random_state``: the sample that
+    calibrates a score, not a source of randomness.
+    """
+    return np.sort(np.random.default_rng(0).choice(n_rows, min(size, n_rows), replace=False))
+
+
+def keep_cut(scores: np.ndarray, keep: float = AUTO_KEEP) -> float:
+    """The highest of ``scores`` at or above which at least a share ``keep`` of them lies."""
+    return float(np.quantile(scores, 1.0 - keep, method="lower"))
+
+
+def equal_error_cut(task_scores: np.ndarray, world_scores: np.ndarray) -> float:
+    """The cut that best separates task rows from world rows: their equal-error point.
+
+    Among the scores of the rows, the cut at which the share of task rows
+    below it is closest to the share of world rows at or above it (+1 is
+    ``score >= cut``), by :func:`sklearn.metrics.roc_curve`.
+    """
+    labels = np.r_[np.ones(len(task_scores)), np.zeros(len(world_scores))]
+    fpr, tpr, cuts = roc_curve(labels, np.r_[task_scores, world_scores],
+                               drop_intermediate=False)
+    # cuts[0] is +inf, above every score; the others are scores.
+    return float(cuts[1:][np.argmin(np.abs(fpr[1:] - (1.0 - tpr[1:])))])
+
+
+def _cosines(embeddings: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Cosine similarities of unit rows to unit columns, float64 (n, C)."""
+    return (embeddings.astype(np.float32, copy=False) @ columns.T).astype(np.float64)
+
+
+def _by_blocks(embeddings: np.ndarray, n_columns: int,
+               score_block: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``score_block`` of blocks of rows whose float64 ``(rows, n_columns)`` fit in memory."""
+    return map_row_blocks(score_block, embeddings, chunk_rows(8 * n_columns))
 
 
 def _pu_labels(y: object) -> np.ndarray | None:
@@ -63,8 +134,11 @@ def _pu_labels(y: object) -> np.ndarray | None:
     values = np.unique(array)
     if not np.isin(values, [0, 1]).all():
         raise ValueError(
-            "y must be PU labels with values 0 (world text) and 1 (task text); "
-            f"got values {values[:10].tolist()}."
+            f"y is a 1-D array of {array.size} numbers, which is neither 0/1 PU labels (one "
+            "per text of X: 0 for a world text, 1 for a task text; y has values "
+            f"{values[:5].tolist()}{', ...' if values.size > 5 else ''}) nor task embeddings, "
+            "which are a 2-D array (n_task_items, dim): pass one task embedding as "
+            "y.reshape(1, -1)."
         )
     return array.astype(bool)
 
@@ -215,6 +289,13 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
     _fitted_attributes: ClassVar[tuple[str, ...]] = (
         "embedding_dim_", "encoder_identity_", "encoder_spec_", "training_digests_", "offset_",
     )
+    _fitted_spec: ClassVar[dict[str, Field]] = {
+        "embedding_dim_": Size("dim"),
+        "encoder_identity_": Text(optional=True),
+        "encoder_spec_": Text(optional=True),
+        "training_digests_": Digests(),
+        "offset_": Number(),
+    }
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -263,8 +344,30 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         return {name: getattr(self, name) for name in self._fitted_attributes}
 
     def _set_fitted_state(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`_fitted_state` returned."""
+        """Restore what :meth:`_fitted_state` returned (checked against ``_fitted_spec``)."""
         self._set_fitted(state)
+
+    def _check_fitted_state(self, state: Mapping[str, Any]) -> None:
+        """Rules between fields and parameters that ``_fitted_spec`` cannot state.
+
+        Called when a file is loaded, after the parameters and every field
+        of ``state`` were checked on their own.
+
+        Raises
+        ------
+        ValueError
+            Naming the fields (or parameters) that disagree.
+        """
+
+    def _scores_with(self, state: Mapping[str, Any], embeddings: np.ndarray) -> np.ndarray:
+        """``score_samples`` of unit embeddings as if fitted to ``state``; ``self`` unchanged.
+
+        For setting ``offset_`` at fit from the scores of the data fitted on,
+        before :meth:`_set_fitted` assigns anything.
+        """
+        probe = copy.copy(self)
+        probe._set_fitted({**state, "offset_": 0.0})
+        return probe._score_embeddings(embeddings)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the fitted detector without pickle (safetensors + JSON).
@@ -288,6 +391,7 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
+            A file written by :meth:`save`.
         encoder : str or Encoder, optional
             Overrides the saved encoder.
 
@@ -319,8 +423,15 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             fitted_spec=self._space().spec if scoring else None,
         )
 
-    def _fit_data(self, X: object, y: object, *, need_world: bool) -> FitData:
-        """Parse and embed ``fit``'s arguments; sets no attribute."""
+    def _fit_data(self, X: object, y: object, *, need_world: bool,
+                  world_sample: int | None = None) -> FitData:
+        """Parse and embed ``fit``'s arguments; sets no attribute.
+
+        With ``world_sample``, only a sample of at most that many world texts
+        (:func:`calibration_rows`) is embedded, and ``world_embeddings`` is
+        None when there is no world to sample (``encoder="precomputed"``
+        and ``X=None``) rather than an error.
+        """
         embedder = self._embedder(scoring=False)
         labels = _pu_labels(y)
         if labels is not None:
@@ -340,7 +451,8 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             task_embeddings = check_embeddings(np.concatenate(task.prompts), name="in_texts")
         dim = task_embeddings.shape[1]
         world_embeddings, world_digest = (
-            self._embed_world(world, embedder, dim=dim) if need_world else (None, None))
+            self._embed_world(world, embedder, dim=dim, sample=world_sample)
+            if need_world else (None, None))
         embedder.warn_if_text_only(type(self).__name__, stacklevel=4)
         prompts = task.prompts if task.are_texts else task_embeddings
         return FitData(
@@ -374,11 +486,13 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         return world, parse_task(task, templates=self.templates)
 
     @staticmethod
-    def _embed_world(world: object, embedder: Embedder, *,
-                     dim: int) -> tuple[np.ndarray, str | None]:
-        """The world corpus's embeddings, and the :func:`digest` of the corpus as given."""
+    def _embed_world(world: object, embedder: Embedder, *, dim: int,
+                     sample: int | None) -> tuple[np.ndarray | None, str | None]:
+        """The world corpus's embeddings (of a sample), and the :func:`digest` of the corpus."""
         if world is None:
             if embedder.load() is None:
+                if sample is not None:
+                    return None, None
                 raise ValueError(
                     "encoder='precomputed' has no bundled world corpus: pass the "
                     "world corpus embeddings as X."
@@ -387,10 +501,14 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
 
             world = load_world_corpus()
         if is_string_sequence(world) or (isinstance(world, Sequence) and not world):
-            texts = check_texts(world, name="the world corpus X")
-            embeddings, given = embedder.embed_texts(texts, name="the world corpus X"), texts
+            given = check_texts(world, name="the world corpus X")
+            texts = given if sample is None else [
+                given[i] for i in calibration_rows(len(given), sample)]
+            embeddings = embedder.embed_texts(texts, name="the world corpus X")
         else:
             embeddings = given = check_embeddings(world, name="the world corpus X")
+            if sample is not None:
+                embeddings = given[calibration_rows(len(given), sample)]
         if embeddings.shape[1] != dim:
             raise ValueError(
                 f"the world corpus X has embeddings of width {embeddings.shape[1]} "
@@ -406,15 +524,22 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
             return float(np.log(threshold) - np.log1p(-threshold))
         return float(threshold)
 
+    def _offset_at_fit(self, auto: Callable[[], float]) -> float:
+        """``offset_`` for the ``threshold`` parameter: ``auto()`` for ``"auto"``."""
+        if isinstance(self.threshold, str):
+            return float(auto())
+        return self._offset_of(self.threshold)
+
     def set_threshold(self, threshold: float) -> BaseTextDetector:
         """Move the operating point of a fitted detector, without refitting.
 
         Sets the ``threshold`` parameter and ``offset_`` from it, exactly as
-        fitting with that threshold would: for HFTT and NegLabel
+        fitting with that threshold would: for HFTT, NegLabel and CSP
         ``threshold`` is a probability and ``offset_ = log(threshold / (1 -
         threshold))``; for the other detectors it is a cut-off on
         ``score_samples`` and ``offset_ = threshold``. ``clone``, refitting
-        and :meth:`save` keep it.
+        and :meth:`save` keep it. ``"auto"`` is not accepted: it is resolved
+        from the data at fit, so refit with ``threshold="auto"`` instead.
 
         Parameters
         ----------
@@ -432,7 +557,7 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         NotFittedError
             The detector is not fitted.
         ValueError
-            ``threshold`` is outside what the parameter accepts.
+            ``threshold`` is ``"auto"`` or outside what the parameter accepts.
 
         Examples
         --------
@@ -443,6 +568,12 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         array([ 1, -1])
         """
         check_is_fitted(self)
+        if isinstance(threshold, str):
+            raise ValueError(
+                f"set_threshold takes a number in {type(self).__name__}'s threshold units; "
+                f"got {threshold!r}. 'auto' is set from the data at fit: refit with "
+                "threshold='auto'."
+            )
         # A default instance with the new threshold: validates it alone, cheaply.
         validate_parameters(type(self)(threshold=threshold))
         offset = self._offset_of(threshold)
@@ -581,3 +712,25 @@ class BaseTextDetector(OutlierMixin, BaseEstimator):
         tags.input_tags.two_d_array = precomputed
         tags.input_tags.string = not precomputed
         return tags
+
+
+class _BlockScoredDetector(BaseTextDetector):
+    """Scores computed block by block from embeddings; subclasses define ``_score_block``.
+
+    ``_n_columns`` is the width of the widest per-row intermediate of
+    ``_score_block``; it sets how many rows a block holds.
+    """
+
+    def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        return _by_blocks(embeddings, self._n_columns(), self._score_block)
+
+    def _n_columns(self) -> int:
+        return self.task_columns_.shape[0]
+
+    def _score_block(self, embeddings: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+# The fitted task of the detectors that hold one column per task item.
+TASK_ATTRIBUTES = ("task_names_", "task_columns_")
+TASK_SPEC: dict[str, Field] = {"task_names_": Names("C"), "task_columns_": Columns("C")}

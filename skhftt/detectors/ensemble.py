@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from skhftt._sklearn_compat import Interval, fit_context
-from skhftt.detectors.base import BaseTextDetector, space_state
+from skhftt.detectors.base import (
+    TASK_ATTRIBUTES,
+    TASK_SPEC,
+    TEMPERATURE,
+    BaseTextDetector,
+    _by_blocks,
+    _cosines,
+    calibration_rows,
+    space_state,
+)
+from skhftt.detectors.fitted import Columns, Numbers
 from skhftt.detectors.hftt import HFTTDetector
-from skhftt.detectors.zero_shot import _by_blocks, _cosines, mcm_scores
+from skhftt.detectors.similarity import mcm_scores
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.embedding.encoders.registry import DEFAULT_ENCODER
 from skhftt.space.head import HFTTHead
@@ -74,11 +84,21 @@ class HFTTEnsembleDetector(BaseTextDetector):
     templates : list of str, default=None
         Prompt templates with one ``{}`` for the task.
     threshold : float, default=0.0
-        Cut-off on ``score_samples`` (``offset_ = threshold``); 0 is a
-        median world text's standing on both scores. Take a cut-off from
-        labelled in-distribution images, or from a removal rule.
-    max_iter, batch_size, learning_rate_init, momentum
-        HFTT's training, as for :class:`~skhftt.HFTTDetector`.
+        Cut-off on ``score_samples``, the blended standardised score (in
+        inter-quartile ranges of the world texts' scores): an input is +1
+        when its score is at least ``threshold`` (``offset_ = threshold``).
+        The default 0 is a median world text's standing on both scores, so
+        about half of the world texts are +1; take a cut-off from labelled
+        in-distribution images, or from a removal rule, and apply it with
+        :meth:`set_threshold`.
+    max_iter : int, default=1
+        HFTT's epochs over the world corpus.
+    batch_size : int, default=256
+        HFTT's world texts per optimisation step.
+    learning_rate_init : float, default=1.0
+        HFTT's SGD learning rate.
+    momentum : float, default=0.9
+        HFTT's SGD momentum.
     encode_batch_size : int, default=256
         Inputs per encoder forward pass.
     cache_dir : str, path-like, None or False, default=None
@@ -103,10 +123,18 @@ class HFTTEnsembleDetector(BaseTextDetector):
         HFTT's mean loss of each epoch.
     task_names_ : list of str
         Name of each task column.
-    embedding_dim_, encoder_identity_, encoder_spec_ : int, str or None
-        The embedding space, as for HFTT.
+    embedding_dim_ : int
+        Width of the embedding space.
+    encoder_identity_ : str or None
+        Identity of the encoder used in fit; ``None`` when precomputed.
+    encoder_spec_ : str or None
+        The ``encoder`` spec, a local model directory made absolute; None
+        for an encoder object.
+    training_digests_ : dict
+        SHA-256 digests of what the detector was fitted on: ``"task"`` (the
+        task prompts) and ``"world"`` (the world corpus).
     offset_ : float
-        ``threshold``.
+        ``threshold``; ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Width of the embeddings seen in fit; only with
         ``encoder="precomputed"``.
@@ -136,16 +164,23 @@ class HFTTEnsembleDetector(BaseTextDetector):
     _parameter_constraints: ClassVar[dict] = {
         **BaseTextDetector._parameter_constraints,
         "mcm_weight": [Interval(Real, 0, 1, closed="both")],
-        "mcm_temperature": [Interval(Real, 0, None, closed="neither")],
+        "mcm_temperature": [TEMPERATURE],
         "calibration_size": [Interval(Integral, 2, None, closed="left")],
         "threshold": [Interval(Real, None, None, closed="neither")],
         **{name: HFTTDetector._parameter_constraints[name]
            for name in _HFTT_PARAMETERS if name in HFTTDetector._parameter_constraints},
     }
     _fitted_attributes: ClassVar[tuple[str, ...]] = (
-        *BaseTextDetector._fitted_attributes, "task_names_", "task_columns_",
+        *BaseTextDetector._fitted_attributes, *TASK_ATTRIBUTES,
         "trainable_columns_", "calibration_", "loss_curve_",
     )
+    _fitted_spec: ClassVar[dict] = {
+        **BaseTextDetector._fitted_spec,
+        **TASK_SPEC,
+        "trainable_columns_": Columns("K"),
+        "calibration_": Numbers(length=4),
+        "loss_curve_": Numbers(),
+    }
 
     def __init__(
         self,
@@ -217,10 +252,8 @@ class HFTTEnsembleDetector(BaseTextDetector):
                               **{name: getattr(self, name) for name in _HFTT_PARAMETERS})
         member.fit(data.world_embeddings, items)
         world = data.world_embeddings
-        sample = np.random.default_rng(0).choice(
-            len(world), min(self.calibration_size, len(world)), replace=False)
-        scores = self._member_scores(world[np.sort(sample)], data.task_columns,
-                                     member.trainable_columns_)
+        scores = self._member_scores(world[calibration_rows(len(world), self.calibration_size)],
+                                     data.task_columns, member.trainable_columns_)
         quartiles = np.percentile(scores, [25, 50, 75], axis=0)
         spread = quartiles[2] - quartiles[0]
         if not (spread > 0).any():
@@ -241,6 +274,12 @@ class HFTTEnsembleDetector(BaseTextDetector):
             "offset_": self._offset_of(self.threshold),
         })
         return self
+
+    def _check_fitted_state(self, state: Mapping[str, Any]) -> None:
+        spreads = state["calibration_"][1::2]
+        if min(spreads) <= 0:
+            raise ValueError(f"calibration_ is {state['calibration_']}; its inter-quartile "
+                             "ranges (second and fourth entries) must be above 0.")
 
     def _member_scores(self, embeddings: np.ndarray, task_columns: np.ndarray,
                        trainable_columns: np.ndarray) -> np.ndarray:

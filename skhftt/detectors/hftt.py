@@ -11,10 +11,11 @@ import numpy as np
 from sklearn.utils.validation import check_random_state
 
 from skhftt._sklearn_compat import Interval, StrOptions, fit_context
-from skhftt.detectors.base import BaseTextDetector, space_state
+from skhftt.detectors.base import TEMPERATURE, BaseTextDetector, space_state
+from skhftt.detectors.fitted import Columns, Count, Names, Number, Numbers, Records, Text
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.embedding.encoders.registry import DEFAULT_ENCODER
-from skhftt.space.head import HFTTHead
+from skhftt.space.head import MIN_TEMPERATURE, HFTTHead
 from skhftt.space.training import train_trainable_columns
 
 __all__ = ["HFTTDetector"]
@@ -72,9 +73,10 @@ class HFTTDetector(BaseTextDetector):
         text is a class name, expanded into one prompt per template, and the
         class's column is the re-normalised mean of its prompt embeddings.
     threshold : float, default=0.5
-        Probability ``P_in`` from which an input is predicted +1 (``P_in >=
-        threshold``). Sets ``offset_ = log(threshold / (1 - threshold))``;
-        :meth:`set_threshold` moves it after fitting.
+        Probability ``P_in`` (strictly between 0 and 1) from which an input
+        is predicted +1 (``P_in >= threshold``). Sets ``offset_ =
+        log(threshold / (1 - threshold))``; :meth:`set_threshold` moves it
+        after fitting.
     max_iter : int, default=1
         Number of epochs over the world corpus.
     batch_size : int, default=256
@@ -125,6 +127,9 @@ class HFTTDetector(BaseTextDetector):
         absolute, so that the detector finds its model from any working
         directory (see :func:`skhftt.embedding.embedder.spec_kind`); None
         for an encoder object.
+    training_digests_ : dict
+        SHA-256 digests of what the detector was fitted on: ``"task"`` (the
+        task prompts) and ``"world"`` (the world corpus).
     offset_ : float
         Offset used to define the decision function from the raw scores:
         ``decision_function = score_samples - offset_``. It is the log-odds
@@ -189,7 +194,7 @@ class HFTTDetector(BaseTextDetector):
     _parameter_constraints: ClassVar[dict] = {
         **BaseTextDetector._parameter_constraints,
         "n_embeddings": [Interval(Integral, 1, None, closed="left")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [TEMPERATURE],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "task_weight": [Interval(Real, 0, 1, closed="neither")],
         "threshold": [Interval(Real, 0, 1, closed="neither")],
@@ -205,6 +210,18 @@ class HFTTDetector(BaseTextDetector):
         *BaseTextDetector._fitted_attributes,
         "task_names_", "head_", "n_iter_", "loss_curve_", "history_", "device_",
     )
+    # The saved state: the head's parts are saved as "head_.<part>".
+    _fitted_spec: ClassVar[dict] = {
+        **BaseTextDetector._fitted_spec,
+        "task_names_": Names("C"),
+        "head_.task_columns": Columns("C"),
+        "head_.trainable_columns": Columns("K"),
+        "head_.temperature": Number(low=MIN_TEMPERATURE),
+        "n_iter_": Count(),
+        "loss_curve_": Numbers(),
+        "history_": Records(),
+        "device_": Text(),
+    }
 
     def __init__(
         self,
@@ -339,15 +356,6 @@ class HFTTDetector(BaseTextDetector):
         return {**state, **{f"head_.{part}": getattr(head, part) for part in _HEAD_PARTS}}
 
     def _set_fitted_state(self, state: Mapping[str, Any]) -> None:
-        missing = sorted({f"head_.{part}" for part in _HEAD_PARTS} - set(state))
-        if missing:
-            raise ValueError(f"the fitted state of an HFTTDetector lacks {missing}.")
         attributes = dict(state)
         task, trainable, temperature = (attributes.pop(f"head_.{part}") for part in _HEAD_PARTS)
-        head = HFTTHead(task, trainable, float(temperature))
-        if len(attributes["task_names_"]) != head.n_task_columns:
-            raise ValueError(
-                f"{len(attributes['task_names_'])} task names for {head.n_task_columns} "
-                "task columns."
-            )
-        self._set_fitted({**attributes, "head_": head})
+        self._set_fitted({**attributes, "head_": HFTTHead(task, trainable, float(temperature))})

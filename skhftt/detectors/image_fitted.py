@@ -1,6 +1,7 @@
 """Baselines fitted on in-distribution images: MSP, Mahalanobis and KNN.
 
-HFTT and the zero-shot baselines of :mod:`skhftt.detectors.zero_shot` see texts only.
+HFTT and the zero-shot detectors (:mod:`skhftt.detectors.similarity`,
+:mod:`skhftt.detectors.negative_labels`) see texts only.
 The detectors here need what HFTT does without: a set of in-distribution
 *images* (or their embeddings), with class labels for MSP and Mahalanobis.
 They share everything else with the other detectors: the encoder
@@ -23,13 +24,14 @@ KNNDetector            ``-(1 - s_(k)(x))``, ``s_(k)`` the k-th largest cosine
 
 ``fit(images, labels)`` (``fit(images)`` for KNN) embeds the images with the
 encoder, like ``score_samples`` does. ``threshold`` is a cut-off on
-``score_samples`` for all three (``offset_ = threshold``; every score is at
-most 0).
+``score_samples`` for all three (every score is at most 0); its default,
+``"auto"``, sets ``offset_`` at fit to the cut that keeps at least 95 % of the fitted
+images, as scikit-learn's outlier detectors set ``offset_`` from
+``contamination``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from numbers import Integral, Real
@@ -40,14 +42,24 @@ from scipy.linalg import pinvh
 from sklearn import config_context
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils import gen_batches
 from sklearn.utils.metaestimators import available_if
 
 from skhftt._sklearn_compat import Interval, StrOptions, fit_context
-from skhftt.detectors.base import BaseTextDetector, digest, space_state
-from skhftt.detectors.zero_shot import _BlockScoredDetector, block_rows
+from skhftt.detectors.base import (
+    CALIBRATION_SIZE,
+    BaseTextDetector,
+    _BlockScoredDetector,
+    calibration_rows,
+    digest,
+    keep_cut,
+    space_state,
+)
+from skhftt.detectors.fitted import Array, Columns, Count, Number
 from skhftt.embedding.embedder import EmbeddingSpace
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.embedding.encoders.registry import DEFAULT_ENCODER
+from skhftt.space.blocks import chunk_rows
 
 __all__ = ["KNNDetector", "MSPDetector", "MahalanobisDetector", "kth_neighbour_similarity"]
 
@@ -125,7 +137,7 @@ class _ImageFittedDetector(_BlockScoredDetector):
 
     _parameter_constraints: ClassVar[dict] = {
         **{k: v for k, v in BaseTextDetector._parameter_constraints.items() if k != "templates"},
-        "threshold": [Interval(Real, None, 0, closed="right")],
+        "threshold": [StrOptions({"auto"}), Interval(Real, None, 0, closed="right")],
     }
 
     def _fit_embeddings(self, X: object) -> tuple[np.ndarray, EmbeddingSpace]:
@@ -140,60 +152,6 @@ class _ImageFittedDetector(_BlockScoredDetector):
         return self.fit(X, y).predict(X)
 
 
-_SHARED_HEAD = """encoder : str or Encoder, default="openai/clip-vit-base-patch16"
-        The joint embedding model, as for :class:`~skhftt.HFTTDetector`
-        (a model name or local directory, an encoder object, or
-        ``"precomputed"``, in which case ``fit`` and ``score_samples`` take
-        embeddings).
-    unwanted : {"mismatch", "match"}, default="mismatch"
-        The job: which side is removed. ``"mismatch"`` (the use these
-        detectors are made for): the fitted images are what a dataset
-        should keep, and inputs unlike them are removed. ``"match"``:
-        inputs like the fitted images are removed. Scores do not depend on
-        it; removal rules and ``skhftt filter`` read it from here."""
-
-_SHARED_TAIL = """encode_batch_size : int, default=256
-        Inputs per encoder forward pass.
-    cache_dir : str, path-like, None or False, default=None
-        Text-embedding cache (for text inputs): ``None`` is the persistent
-        user cache (``SKHFTT_CACHE_DIR``, else ``~/.cache/skhftt``), a path
-        that directory, ``False`` this process only.
-    device : str, default="auto"
-        Where the encoder runs.
-    verbose : int, default=0
-        0 is silent, 1 shows progress bars while encoding."""
-
-_SHARED_ATTRIBUTES = """embedding_dim_ : int
-        Width of the embedding space.
-    encoder_identity_ : str or None
-        Identity of the encoder used in fit; ``None`` when precomputed.
-    encoder_spec_ : str or None
-        The ``encoder`` spec, a local model directory made absolute; None
-        for an encoder object.
-    n_features_in_ : int
-        Width of the embeddings seen in fit; only with
-        ``encoder="precomputed"``."""
-
-_THRESHOLD_NOTE = """An input is +1 when its score is at least ``threshold``.
-        The fitting images' own scores are biased upwards, so no cut-off is
-        derived from them: take one from held-out in-distribution images,
-        e.g. ``t = -threshold_at_tpr(-det.score_samples(held_out), 0.95)``
-        (see :mod:`skhftt.removal.thresholds`) keeps about 95 % of them, and
-        apply it with ``det.set_threshold(t)``."""
-
-
-def _document(cls: type) -> type:
-    for key, text in (
-        ("{head}", _SHARED_HEAD),
-        ("{tail}", _SHARED_TAIL),
-        ("{attributes}", _SHARED_ATTRIBUTES),
-        ("{threshold_note}", _THRESHOLD_NOTE),
-    ):
-        cls.__doc__ = cls.__doc__.replace(key, text)
-    return cls
-
-
-@_document
 class MSPDetector(_ImageFittedDetector):
     """Maximum softmax probability of a classifier fitted on in-distribution images.
 
@@ -209,18 +167,45 @@ class MSPDetector(_ImageFittedDetector):
 
     Parameters
     ----------
-    {head}
+    encoder : str or Encoder, default="openai/clip-vit-base-patch16"
+        The joint embedding model, as for :class:`~skhftt.HFTTDetector`
+        (a model name or local directory, an encoder object, or
+        ``"precomputed"``, in which case ``fit`` and ``score_samples`` take
+        embeddings).
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side is removed. ``"mismatch"`` (the use these
+        detectors are made for): the fitted images are what a dataset
+        should keep, and inputs unlike them are removed. ``"match"``:
+        inputs like the fitted images are removed. Scores do not depend on
+        it; removal rules and ``skhftt filter`` read it from here.
     C : float, default=1.0
         Inverse L2 regularisation strength of the logistic regression, as in
         :class:`~sklearn.linear_model.LogisticRegression`.
     max_iter : int, default=1000
         Maximum number of L-BFGS iterations.
-    threshold : float, default=log(0.5)
+    threshold : "auto" or float, default="auto"
         Cut-off on ``score_samples``, the log of the largest class
-        probability (so at most 0): ``offset_ = threshold``. The default
-        predicts +1 where the largest class probability is at least 0.5.
-        {threshold_note}
-    {tail}
+        probability (so at most 0): an input is +1 when its score is at
+        least the cut (``offset_``). ``"auto"`` sets the cut at fit to the
+        highest of the fitted images' own scores that keeps at least 95 %
+        of them; those scores are optimistic (the classifier was
+        fitted on the same images), so the cut keeps fewer of new
+        in-distribution images. A number is the cut itself, e.g.
+        ``numpy.log(0.5)`` for a largest class probability of one half;
+        take one from held-out in-distribution images
+        (``-threshold_at_tpr(-det.score_samples(held_out), 0.95)``, see
+        :mod:`skhftt.removal.thresholds`) and apply it with
+        :meth:`set_threshold`.
+    encode_batch_size : int, default=256
+        Inputs per encoder forward pass.
+    cache_dir : str, path-like, None or False, default=None
+        Text-embedding cache (for text inputs): ``None`` is the persistent
+        user cache (``SKHFTT_CACHE_DIR``, else ``~/.cache/skhftt``), a path
+        that directory, ``False`` this process only.
+    device : str, default="auto"
+        Where the encoder runs.
+    verbose : int, default=0
+        0 is silent, 1 shows progress bars while encoding.
 
     Attributes
     ----------
@@ -235,12 +220,26 @@ class MSPDetector(_ImageFittedDetector):
     n_iter_ : int
         L-BFGS iterations run.
     offset_ : float
-        ``threshold``; ``decision_function = score_samples - offset_``.
-    {attributes}
+        The cut on ``score_samples``: ``threshold``, or the cut that
+        ``threshold="auto"`` set at fit. ``decision_function = score_samples
+        - offset_``.
+    embedding_dim_ : int
+        Width of the embedding space.
+    encoder_identity_ : str or None
+        Identity of the encoder used in fit; ``None`` when precomputed.
+    encoder_spec_ : str or None
+        The ``encoder`` spec, a local model directory made absolute; None
+        for an encoder object.
+    training_digests_ : dict
+        ``{"images": ...}``: the SHA-256 digest of the fitted images'
+        embeddings.
+    n_features_in_ : int
+        Width of the embeddings seen in fit; only with
+        ``encoder="precomputed"``.
 
     See Also
     --------
-    skhftt.detectors.zero_shot.MCMDetector : The max softmax of the *zero-shot*
+    skhftt.detectors.MCMDetector : The max softmax of the *zero-shot*
         classifier (the task texts' columns) at temperature ``T``; it needs
         no images.
 
@@ -267,7 +266,7 @@ class MSPDetector(_ImageFittedDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> from skhftt.detectors.image_fitted import MSPDetector
+    >>> from skhftt.detectors import MSPDetector
     >>> rng = np.random.default_rng(0)
     >>> centres = np.eye(8)[:2]
     >>> images = np.repeat(centres, 20, axis=0) + 0.1 * rng.normal(size=(40, 8))
@@ -290,6 +289,13 @@ class MSPDetector(_ImageFittedDetector):
     _fitted_attributes: ClassVar[tuple[str, ...]] = (
         *BaseTextDetector._fitted_attributes, "classes_", "coef_", "intercept_", "n_iter_",
     )
+    _fitted_spec: ClassVar[dict] = {
+        **BaseTextDetector._fitted_spec,
+        "classes_": Array(("n_classes",), kinds="biufU"),
+        "coef_": Array(("n_logits", "dim")),
+        "intercept_": Array(("n_logits",)),
+        "n_iter_": Count(),
+    }
 
     def __init__(
         self,
@@ -298,7 +304,7 @@ class MSPDetector(_ImageFittedDetector):
         unwanted: Literal["mismatch", "match"] = "mismatch",
         C: float = 1.0,
         max_iter: int = 1000,
-        threshold: float = math.log(0.5),
+        threshold: str | float = "auto",
         encode_batch_size: int = 256,
         cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
         device: str = "auto",
@@ -340,15 +346,24 @@ class MSPDetector(_ImageFittedDetector):
             )
         classifier = LogisticRegression(C=self.C, max_iter=self.max_iter)
         classifier.fit(embeddings, codes)
-        self._set_fitted({
+        state = {
             **space_state(space, {"images": digest(embeddings)}),
             "classes_": classes,
             "coef_": classifier.coef_,
             "intercept_": classifier.intercept_,
             "n_iter_": int(np.max(classifier.n_iter_)),
-            "offset_": self._offset_of(self.threshold),
-        })
+        }
+        self._set_fitted({**state, "offset_": self._offset_at_fit(
+            lambda: keep_cut(self._scores_with(state, embeddings)))})
         return self
+
+    def _check_fitted_state(self, state: Mapping[str, Any]) -> None:
+        n_classes, n_logits = len(state["classes_"]), len(state["coef_"])
+        if n_classes < 2 or n_logits != (1 if n_classes == 2 else n_classes):
+            raise ValueError(
+                f"coef_ has {n_logits} rows for {n_classes} classes_; a classifier of "
+                "C >= 2 classes has C rows, or 1 for two classes."
+            )
 
     def _n_columns(self) -> int:
         return max(self.classes_.size, self.embedding_dim_)
@@ -380,7 +395,6 @@ def _ledoit_wolf_shrinkage(covariance: np.ndarray, fourth_moment: float, n_sampl
     return 0.0 if beta <= 0 else float(beta / delta)
 
 
-@_document
 class MahalanobisDetector(_ImageFittedDetector):
     """Mahalanobis distance to the nearest class of the in-distribution images.
 
@@ -396,17 +410,45 @@ class MahalanobisDetector(_ImageFittedDetector):
 
     Parameters
     ----------
-    {head}
+    encoder : str or Encoder, default="openai/clip-vit-base-patch16"
+        The joint embedding model, as for :class:`~skhftt.HFTTDetector`
+        (a model name or local directory, an encoder object, or
+        ``"precomputed"``, in which case ``fit`` and ``score_samples`` take
+        embeddings).
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side is removed. ``"mismatch"`` (the use these
+        detectors are made for): the fitted images are what a dataset
+        should keep, and inputs unlike them are removed. ``"match"``:
+        inputs like the fitted images are removed. Scores do not depend on
+        it; removal rules and ``skhftt filter`` read it from here.
     shrinkage : "auto" or float, default="auto"
         Weight ``a`` in ``(1 - a) S + a (trace(S) / dim) I``. ``"auto"`` is
         the Ledoit-Wolf estimate, near 0 when there are many more images
         than dimensions and larger when there are few; 0 keeps ``S`` as it
         is (then inverted as a pseudo-inverse, so fewer images than
         dimensions still work).
-    threshold : float, default=0.0
-        Cut-off on ``score_samples`` (minus a squared distance, so at most
-        0): ``offset_ = threshold``. {threshold_note}
-    {tail}
+    threshold : "auto" or float, default="auto"
+        Cut-off on ``score_samples``, minus a squared Mahalanobis distance
+        (so at most 0): an input is +1 when its score is at least the cut
+        (``offset_``). ``"auto"`` sets the cut at fit to the highest of the
+        fitted images' own scores that keeps at least 95 % of them; those
+        scores are optimistic (the means and covariance were fitted
+        on the same images), so the cut keeps fewer of new in-distribution
+        images. A number is the cut itself; take one from held-out
+        in-distribution images
+        (``-threshold_at_tpr(-det.score_samples(held_out), 0.95)``, see
+        :mod:`skhftt.removal.thresholds`) and apply it with
+        :meth:`set_threshold`.
+    encode_batch_size : int, default=256
+        Inputs per encoder forward pass.
+    cache_dir : str, path-like, None or False, default=None
+        Text-embedding cache (for text inputs): ``None`` is the persistent
+        user cache (``SKHFTT_CACHE_DIR``, else ``~/.cache/skhftt``), a path
+        that directory, ``False`` this process only.
+    device : str, default="auto"
+        Where the encoder runs.
+    verbose : int, default=0
+        0 is silent, 1 shows progress bars while encoding.
 
     Attributes
     ----------
@@ -422,8 +464,27 @@ class MahalanobisDetector(_ImageFittedDetector):
     shrinkage_ : float
         The shrinkage ``a`` used.
     offset_ : float
-        ``threshold``; ``decision_function = score_samples - offset_``.
-    {attributes}
+        The cut on ``score_samples``: ``threshold``, or the cut that
+        ``threshold="auto"`` set at fit. ``decision_function = score_samples
+        - offset_``.
+    embedding_dim_ : int
+        Width of the embedding space.
+    encoder_identity_ : str or None
+        Identity of the encoder used in fit; ``None`` when precomputed.
+    encoder_spec_ : str or None
+        The ``encoder`` spec, a local model directory made absolute; None
+        for an encoder object.
+    training_digests_ : dict
+        ``{"images": ...}``: the SHA-256 digest of the fitted images'
+        embeddings.
+    n_features_in_ : int
+        Width of the embeddings seen in fit; only with
+        ``encoder="precomputed"``.
+
+    See Also
+    --------
+    MSPDetector : A linear classifier on the same labelled images.
+    KNNDetector : The distance to the nearest images themselves, without labels.
 
     Notes
     -----
@@ -444,7 +505,7 @@ class MahalanobisDetector(_ImageFittedDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> from skhftt.detectors.image_fitted import MahalanobisDetector
+    >>> from skhftt.detectors import MahalanobisDetector
     >>> rng = np.random.default_rng(0)
     >>> images = np.repeat(np.eye(8)[:2], 20, axis=0) + 0.1 * rng.normal(size=(40, 8))
     >>> det = MahalanobisDetector(encoder="precomputed").fit(images, np.repeat([0, 1], 20))
@@ -466,6 +527,14 @@ class MahalanobisDetector(_ImageFittedDetector):
         *BaseTextDetector._fitted_attributes,
         "classes_", "means_", "covariance_", "precision_", "shrinkage_",
     )
+    _fitted_spec: ClassVar[dict] = {
+        **BaseTextDetector._fitted_spec,
+        "classes_": Array(("n_classes",), kinds="biufU"),
+        "means_": Array(("n_classes", "dim")),
+        "covariance_": Array(("dim", "dim")),
+        "precision_": Array(("dim", "dim")),
+        "shrinkage_": Number(low=0.0, high=1.0),
+    }
 
     def __init__(
         self,
@@ -473,7 +542,7 @@ class MahalanobisDetector(_ImageFittedDetector):
         encoder: str | Encoder = DEFAULT_ENCODER,
         unwanted: Literal["mismatch", "match"] = "mismatch",
         shrinkage: str | float = "auto",
-        threshold: float = 0.0,
+        threshold: str | float = "auto",
         encode_batch_size: int = 256,
         cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
         device: str = "auto",
@@ -508,8 +577,7 @@ class MahalanobisDetector(_ImageFittedDetector):
         embeddings, space = self._fit_embeddings(X)
         n_samples, dim = embeddings.shape
         classes, codes = _class_codes(y, n_samples, type(self).__name__)
-        rows = block_rows(8 * dim)  # a float64 copy of each image
-        blocks = [slice(start, start + rows) for start in range(0, n_samples, rows)]
+        blocks = list(gen_batches(n_samples, chunk_rows(8 * dim)))  # float64 copies of images
         means = np.zeros((classes.size, dim))
         for block in blocks:
             np.add.at(means, codes[block], embeddings[block].astype(np.float64))
@@ -527,15 +595,16 @@ class MahalanobisDetector(_ImageFittedDetector):
             shrinkage = float(self.shrinkage)
         target = np.trace(covariance) / dim
         covariance = (1.0 - shrinkage) * covariance + shrinkage * target * np.eye(dim)
-        self._set_fitted({
+        state = {
             **space_state(space, {"images": digest(embeddings)}),
             "classes_": classes,
             "means_": means,
             "covariance_": covariance,
             "precision_": pinvh(covariance),
             "shrinkage_": shrinkage,
-            "offset_": self._offset_of(self.threshold),
-        })
+        }
+        self._set_fitted({**state, "offset_": self._offset_at_fit(
+            lambda: keep_cut(self._scores_with(state, embeddings)))})
         return self
 
     def _set_fitted(self, attributes: Mapping[str, Any]) -> None:
@@ -558,7 +627,6 @@ class MahalanobisDetector(_ImageFittedDetector):
         return -np.maximum(squared.min(axis=1), 0.0)
 
 
-@_document
 class KNNDetector(_ImageFittedDetector):
     """Distance to the k-th nearest in-distribution image, by cosine.
 
@@ -574,15 +642,44 @@ class KNNDetector(_ImageFittedDetector):
 
     Parameters
     ----------
-    {head}
+    encoder : str or Encoder, default="openai/clip-vit-base-patch16"
+        The joint embedding model, as for :class:`~skhftt.HFTTDetector`
+        (a model name or local directory, an encoder object, or
+        ``"precomputed"``, in which case ``fit`` and ``score_samples`` take
+        embeddings).
+    unwanted : {"mismatch", "match"}, default="mismatch"
+        The job: which side is removed. ``"mismatch"`` (the use these
+        detectors are made for): the fitted images are what a dataset
+        should keep, and inputs unlike them are removed. ``"match"``:
+        inputs like the fitted images are removed. Scores do not depend on
+        it; removal rules and ``skhftt filter`` read it from here.
     n_neighbors : int, default=10
         ``k``. Sun et al. use ``k = 1000`` with the 1.28 million ImageNet-1k
         training images and ``k = 10`` with a 1 % sample of them: ``k``
         should grow with the number of fitted images.
-    threshold : float, default=0.0
-        Cut-off on ``score_samples`` (minus a cosine distance, so at most
-        0): ``offset_ = threshold``. {threshold_note}
-    {tail}
+    threshold : "auto" or float, default="auto"
+        Cut-off on ``score_samples``, minus a cosine distance (so from -2
+        to 0): an input is +1 when its score is at least the cut
+        (``offset_``). ``"auto"`` sets the cut at fit by leave-one-out: at
+        most 5,000 of the fitted images (a sample seeded with 0) are each
+        scored against the others -- by their ``k + 1``-th nearest fitted
+        image, since each is its own nearest -- and the cut keeps at least
+        95 % of them (with ``n_neighbors`` equal to the number of fitted
+        images none is left to hold out, and their own, optimistic scores
+        set it). A number is the cut itself; take one from held-out
+        in-distribution images (``-threshold_at_tpr(-det.score_samples(held_out), 0.95)``,
+        see :mod:`skhftt.removal.thresholds`) and apply it with
+        :meth:`set_threshold`.
+    encode_batch_size : int, default=256
+        Inputs per encoder forward pass.
+    cache_dir : str, path-like, None or False, default=None
+        Text-embedding cache (for text inputs): ``None`` is the persistent
+        user cache (``SKHFTT_CACHE_DIR``, else ``~/.cache/skhftt``), a path
+        that directory, ``False`` this process only.
+    device : str, default="auto"
+        Where the encoder runs.
+    verbose : int, default=0
+        0 is silent, 1 shows progress bars while encoding.
 
     Attributes
     ----------
@@ -590,8 +687,22 @@ class KNNDetector(_ImageFittedDetector):
         The fitted images' unit embeddings (float32). The fitted detector
         holds them all, so it is as large as they are.
     offset_ : float
-        ``threshold``; ``decision_function = score_samples - offset_``.
-    {attributes}
+        The cut on ``score_samples``: ``threshold``, or the cut that
+        ``threshold="auto"`` set at fit. ``decision_function = score_samples
+        - offset_``.
+    embedding_dim_ : int
+        Width of the embedding space.
+    encoder_identity_ : str or None
+        Identity of the encoder used in fit; ``None`` when precomputed.
+    encoder_spec_ : str or None
+        The ``encoder`` spec, a local model directory made absolute; None
+        for an encoder object.
+    training_digests_ : dict
+        ``{"images": ...}``: the SHA-256 digest of the fitted images'
+        embeddings.
+    n_features_in_ : int
+        Width of the embeddings seen in fit; only with
+        ``encoder="precomputed"``.
 
     See Also
     --------
@@ -603,7 +714,8 @@ class KNNDetector(_ImageFittedDetector):
     brute force, cosine): scoring ``n`` inputs costs ``n * n_references *
     dim`` multiply-adds; the similarity matrix is held in chunks of
     scikit-learn's ``working_memory``, beside a normalised copy of the
-    references.
+    references. ``threshold="auto"`` adds the search of the (at most 5,000)
+    held-out images to the fit.
 
     References
     ----------
@@ -613,7 +725,7 @@ class KNNDetector(_ImageFittedDetector):
     Examples
     --------
     >>> import numpy as np
-    >>> from skhftt.detectors.image_fitted import KNNDetector
+    >>> from skhftt.detectors import KNNDetector
     >>> det = KNNDetector(encoder="precomputed", n_neighbors=2).fit(np.eye(3))
     >>> det.score_samples(np.array([[0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])).round(2)
     array([-0.4, -1. ])
@@ -628,6 +740,10 @@ class KNNDetector(_ImageFittedDetector):
     _fitted_attributes: ClassVar[tuple[str, ...]] = (
         *BaseTextDetector._fitted_attributes, "reference_embeddings_",
     )
+    _fitted_spec: ClassVar[dict] = {
+        **BaseTextDetector._fitted_spec,
+        "reference_embeddings_": Columns("n_references"),
+    }
 
     def __init__(
         self,
@@ -635,7 +751,7 @@ class KNNDetector(_ImageFittedDetector):
         encoder: str | Encoder = DEFAULT_ENCODER,
         unwanted: Literal["mismatch", "match"] = "mismatch",
         n_neighbors: int = 10,
-        threshold: float = 0.0,
+        threshold: str | float = "auto",
         encode_batch_size: int = 256,
         cache_dir: str | os.PathLike[str] | Literal[False] | None = None,
         device: str = "auto",
@@ -668,17 +784,35 @@ class KNNDetector(_ImageFittedDetector):
             The fitted detector.
         """
         embeddings, space = self._fit_embeddings(X)
-        if self.n_neighbors > embeddings.shape[0]:
+        n_images = embeddings.shape[0]
+        if self.n_neighbors > n_images:
             raise ValueError(
-                f"n_neighbors={self.n_neighbors} exceeds the {embeddings.shape[0]} "
+                f"n_neighbors={self.n_neighbors} exceeds the {n_images} "
                 "in-distribution images given to fit."
             )
         self._set_fitted({
             **space_state(space, {"images": digest(embeddings)}),
             "reference_embeddings_": embeddings,
-            "offset_": self._offset_of(self.threshold),
+            "offset_": self._offset_at_fit(lambda: self._held_out_offset(embeddings)),
         })
         return self
+
+    def _held_out_offset(self, embeddings: np.ndarray) -> float:
+        """The cut that keeps at least 95 % of a sample of the fitted images, each held out."""
+        n_images = embeddings.shape[0]
+        sample = embeddings[calibration_rows(n_images, CALIBRATION_SIZE)]
+        # Each image is its own nearest neighbour: the k + 1-th is the k-th of the others,
+        # unless there are no others to spare.
+        k = min(self.n_neighbors + 1, n_images)
+        with config_context(assume_finite=True):
+            held_out = kth_neighbour_similarity(sample, embeddings, k)
+        return keep_cut(held_out - 1.0)
+
+    def _check_fitted_state(self, state: Mapping[str, Any]) -> None:
+        n_references = len(state["reference_embeddings_"])
+        if self.n_neighbors > n_references:
+            raise ValueError(f"n_neighbors={self.n_neighbors} exceeds the {n_references} rows "
+                             "of reference_embeddings_.")
 
     def _score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         """Minus the cosine distance to the ``n_neighbors``-th nearest fitted image (<= 0)."""

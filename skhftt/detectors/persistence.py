@@ -11,13 +11,22 @@ class name (its *kind*) when it is defined, and names its fitted attributes
 in ``_fitted_attributes``; ``_fitted_state()`` gives them as a flat mapping
 of names to numpy arrays and JSON values, and ``_set_fitted_state(state)``
 restores them. Numeric arrays become tensors, arrays of strings and every
-other value JSON. A new detector plugs in by declaring its attributes.
+other value JSON. A new detector plugs in by declaring its attributes and
+what each must look like (``_fitted_spec``, :mod:`skhftt.detectors.fitted`).
+
+A file is validated whole when it is loaded: the header, every parameter
+(against the detector's ``_parameter_constraints``), every fitted value and
+array (names, dtypes, shapes, finiteness, ranges: ``_fitted_spec``), the
+rules between them (``_check_fitted_state``) and a SHA-256 digest of the
+arrays. Any fault is one ``ValueError`` naming the file and the field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import reprlib
 import stat
 from collections.abc import Mapping
 from importlib import metadata
@@ -29,6 +38,9 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 from sklearn.utils.validation import check_is_fitted
+
+from skhftt._sklearn_compat import validate_parameters
+from skhftt.detectors.fitted import check_fitted_state
 
 __all__ = [
     "FORMAT",
@@ -43,6 +55,12 @@ FORMAT = "skhftt.detector"
 FORMAT_VERSION = 3
 # skhftt 0.1 wrote HFTT detectors only, in this format.
 _FORMAT_V1 = "skhftt.HFTTDetector"
+# The header of a file of format 2 (skhftt 0.2) or 3, and the JSON type of each entry.
+_HEADER = {"format": str, "format_version": int, "kind": str, "skhftt_version": str,
+           "params": dict, "fitted": dict}
+_JSON_TYPES = {str: "a string", int: "an integer", dict: "an object"}
+# Optional entries: the arrays' digest (since format 3), tensor renames (format 1, at load).
+_OPTIONAL_HEADER = {"tensor_digest", "tensor_names"}
 _PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 # First bytes of a pickle (protocol 2+) and of joblib's compressed files.
 _PICKLE_MAGIC = (b"\x80", b"\x1f\x8b", b"x\x9c", b"x\x01", b"x\xda", b"BZh", b"\xfd7zXZ",
@@ -118,12 +136,38 @@ def _split_state(state: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[
 
 
 def _join_state(tensors: Mapping[str, np.ndarray], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The fitted state from a file's tensors and JSON values (arrays of strings rebuilt)."""
     state: dict[str, Any] = dict(tensors)
     for name, value in values.items():
+        if name in state:
+            raise ValueError(f"{name} is both an array and a JSON value.")
         if isinstance(value, dict) and set(value) == {"ndarray", "dtype"}:
-            value = np.asarray(value["ndarray"], dtype=value["dtype"])
+            value = _string_array(name, value)
         state[name] = value
     return state
+
+
+def _string_array(name: str, value: Mapping[str, Any]) -> np.ndarray:
+    """An array of strings saved as JSON ``{"ndarray": [...], "dtype": "<U..."}``."""
+    items, dtype = value["ndarray"], value["dtype"]
+    try:
+        kind = np.dtype(dtype).kind if isinstance(dtype, str) else None
+    except TypeError:
+        kind = None
+    if kind != "U" or not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"{name} must be a list of str with a string dtype; got "
+                         f"{reprlib.repr(dict(value))}.")
+    return np.asarray(items, dtype=dtype)
+
+
+def _tensor_digest(tensors: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the arrays of a file: names, dtypes, shapes and bytes, by name."""
+    hasher = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        hasher.update(json.dumps([name, array.dtype.str, array.shape]).encode())
+        hasher.update(array.tobytes())
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def _write_atomically(tensors: dict[str, np.ndarray], metadata_: dict[str, str],
@@ -177,7 +221,13 @@ def save_detector(detector: Any, path: str | os.PathLike[str]) -> None:
             f"{kind} is not a registered detector kind ({', '.join(registered_kinds())}); "
             "subclass skhftt.detectors.base.BaseTextDetector, or call register_detector."
         )
-    tensors, values = _split_state(detector._fitted_state())
+    state = detector._fitted_state()
+    if set(state) != set(detector._fitted_spec):
+        raise TypeError(
+            f"{kind}._fitted_spec describes {sorted(detector._fitted_spec)} but its fitted "
+            f"state is {sorted(state)}; declare what every saved attribute must look like."
+        )
+    tensors, values = _split_state(state)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -185,6 +235,7 @@ def save_detector(detector: Any, path: str | os.PathLike[str]) -> None:
         "skhftt_version": metadata.version("skhftt"),
         "params": json_params(detector),
         "fitted": values,
+        "tensor_digest": _tensor_digest(tensors),
     }
     _write_atomically(tensors, {"skhftt": json.dumps(config)}, os.fspath(path))
 
@@ -205,6 +256,7 @@ def _not_safetensors(path: str) -> str | None:
 
 
 def _read_config(path: str) -> dict[str, Any]:
+    """The skhftt header of a detector file, checked entry by entry (format 1 converted)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"detector file {path!r} not found.")
     pickled = _not_safetensors(path)
@@ -217,40 +269,72 @@ def _read_config(path: str) -> dict[str, Any]:
         raise ValueError(f"{path!r} is not a saved skhftt detector: {exc}") from exc
     if raw is None:
         raise ValueError(f"{path!r} is a safetensors file but not a saved skhftt detector.")
-    config = json.loads(raw)
-    if config.get("format") == _FORMAT_V1 and config.get("format_version") == 1:
-        return _from_format_v1(config)
+    try:
+        config = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path!r} is not a saved skhftt detector: its header is not JSON "
+                         f"({type(exc).__name__}).") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{path!r} is not a saved skhftt detector: its header is not a "
+                         "JSON object.")
+    if config.get("format") == _FORMAT_V1 and _is_int(config.get("format_version")) \
+            and config["format_version"] == 1:
+        config = _from_format_v1(path, config)
     if config.get("format") != FORMAT:
-        raise ValueError(f"{path!r} holds {config.get('format')!r}, not {FORMAT!r}.")
-    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path!r} holds {reprlib.repr(config.get('format'))}, not {FORMAT!r}.")
+    version = config.get("format_version")
+    if not _is_int(version) or not 1 <= version <= FORMAT_VERSION:
         raise ValueError(
-            f"{path!r} was written in format version {config['format_version']} by "
-            f"skhftt {config.get('skhftt_version')}; this skhftt reads up to version "
-            f"{FORMAT_VERSION}. Upgrade skhftt."
+            f"{path!r} is in format version {reprlib.repr(version)} (written by skhftt "
+            f"{reprlib.repr(config.get('skhftt_version'))}); this skhftt reads format versions "
+            f"1 to {FORMAT_VERSION}. Upgrade skhftt to read a later one."
         )
+    for key, kind in _HEADER.items():
+        if key not in config:
+            raise ValueError(f"{path!r} is not a complete skhftt detector: its header has no "
+                             f"{key!r}.")
+        if not isinstance(config[key], kind):
+            raise ValueError(f"{path!r} is not a valid skhftt detector: its header's {key!r} is "
+                             f"{reprlib.repr(config[key])}, not {_JSON_TYPES[kind]}.")
+    unknown = sorted(set(config) - set(_HEADER) - _OPTIONAL_HEADER)
+    if unknown:
+        raise ValueError(f"{path!r} is not a skhftt detector of format {version}: its header "
+                         f"has {reprlib.repr(unknown[0])}, which that format does not have.")
     return config
 
 
-def _from_format_v1(config: dict[str, Any]) -> dict[str, Any]:
-    """A file of skhftt 0.1 as a version-2 config (its tensors are renamed at load)."""
-    fitted = dict(config["fitted"])
-    fitted["head_.temperature"] = config["temperature"]
-    fitted.setdefault("encoder_spec_", config["params"]["encoder"])
-    return {**config, "kind": "HFTTDetector", "fitted": fitted,
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _from_format_v1(path: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A file of skhftt 0.1 as a config of this format (its tensors are renamed at load)."""
+    if not (isinstance(config.get("params"), dict) and isinstance(config.get("fitted"), dict)
+            and "temperature" in config):
+        raise ValueError(f"{path!r} is not a complete skhftt 0.1 detector: its header needs "
+                         "'params', 'fitted' and 'temperature'.")
+    fitted = {**config["fitted"], "head_.temperature": config["temperature"]}
+    fitted.setdefault("encoder_spec_", config["params"].get("encoder"))
+    return {"format": FORMAT, "format_version": 1, "kind": "HFTTDetector",
+            "skhftt_version": config.get("skhftt_version"), "params": config["params"],
+            "fitted": fitted,
             "tensor_names": {"task_columns": "head_.task_columns",
                              "trainable_columns": "head_.trainable_columns"}}
 
 
-def _check_widths(path: str, state: Mapping[str, Any]) -> None:
-    """Every 2-D float array of a detector has one row per vector of the space."""
-    dim = state.get("embedding_dim_")
-    for name, value in state.items():
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim == 2 \
-                and value.shape[1] != dim:
-            raise ValueError(
-                f"{path!r} is inconsistent: {name} has shape {value.shape} but the "
-                f"detector works in width {dim}."
-            )
+def _read_tensors(path: str, config: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The file's arrays, checked against the header's digest and renamed as it says."""
+    try:
+        tensors = load_file(path)
+    except (OSError, SafetensorError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path!r} is not a saved skhftt detector: its arrays cannot be read "
+                         f"({exc}).") from exc
+    expected = config.get("tensor_digest")
+    if expected is not None and expected != _tensor_digest(tensors):
+        raise ValueError(f"{path!r} was changed after skhftt wrote it: its arrays do not "
+                         "match the digest in its header (a corrupt or edited file).")
+    renamed = config.get("tensor_names", {})
+    return {renamed.get(name, name): array for name, array in tensors.items()}
 
 
 def load_detector(
@@ -261,6 +345,7 @@ def load_detector(
     Parameters
     ----------
     path : str or path-like
+        A file written by :func:`save_detector`.
     encoder : str or Encoder, optional
         Overrides the saved encoder, e.g. a local directory holding the same
         model, an encoder object, or ``"precomputed"`` to score embeddings
@@ -278,10 +363,12 @@ def load_detector(
     FileNotFoundError
         No such file.
     ValueError
-        A joblib/pickle file (load it with ``joblib.load``), a file that is
-        no saved detector, of a newer format, of an unknown kind, or
-        inconsistent; or a detector fitted with an encoder object and no
-        ``encoder=``.
+        A joblib/pickle file (load it with ``joblib.load``); a file that is
+        no saved detector, of a newer format or of an unknown kind; a header
+        entry, parameter, fitted value or array that is not what the kind
+        holds, or arrays that do not match the header's digest (the message
+        names the field); or a detector fitted with an encoder object and
+        no ``encoder=``.
     """
     target = os.fspath(path)
     config = _read_config(target)
@@ -289,33 +376,49 @@ def load_detector(
     cls = _DETECTORS.get(kind)
     if cls is None:
         raise ValueError(
-            f"{target!r} holds a {kind}, which this skhftt does not know (it knows "
-            f"{', '.join(registered_kinds())}); upgrade skhftt."
+            f"{target!r} holds a {kind if kind.isidentifier() else reprlib.repr(kind)}, which "
+            "this skhftt does not know (it "
+            f"knows {', '.join(registered_kinds())}); upgrade skhftt."
         )
-    params = dict(config["params"])
+    tensors = _read_tensors(target, config)
+    try:
+        params = _params(cls, config)
+    except ValueError as exc:
+        raise ValueError(f"{target!r} is not a valid saved {kind}: {exc}") from exc
     if encoder is not None:
         params["encoder"] = encoder
     elif params.get("encoder") is None:
         raise ValueError(
             f"{target!r} was fitted with an encoder object "
-            f"({config['fitted'].get('encoder_identity_')!r}); pass encoder= with that "
-            "object, or encoder='precomputed' to score embeddings."
+            f"({reprlib.repr(config['fitted'].get('encoder_identity_'))}); pass encoder= with "
+            "that object, or encoder='precomputed' to score embeddings."
         )
-    renamed = config.get("tensor_names", {})
-    tensors = {renamed.get(name, name): array for name, array in load_file(target).items()}
-    state = _join_state(tensors, config["fitted"])
-    # Written before format 3: no job (keep detectors, the default) and no digests.
-    state.setdefault("training_digests_", None)
-    _check_widths(target, state)
+    detector = cls(**params)
     try:
-        detector = cls(**params)
-    except TypeError as exc:
-        raise ValueError(
-            f"{target!r} was written by skhftt {config.get('skhftt_version')} with "
-            f"parameters this {kind} does not have ({exc}); upgrade skhftt."
-        ) from exc
-    try:
-        detector._set_fitted_state(state)
+        validate_parameters(detector)
+        state = _join_state(tensors, config["fitted"])
+        if config["format_version"] < 3:  # no digests before format 3
+            state.setdefault("training_digests_", None)
+        state = check_fitted_state(cls._fitted_spec, state)
+        detector._check_fitted_state(state)
     except ValueError as exc:
-        raise ValueError(f"{target!r} is inconsistent: {exc}") from exc
+        raise ValueError(f"{target!r} is not a valid saved {kind}: {exc}") from exc
+    detector._set_fitted_state(state)
     return detector
+
+
+def _params(cls: type, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The saved parameters, exactly the class's (formats 1 and 2 take defaults for the rest)."""
+    params = dict(config["params"])
+    expected = set(cls().get_params(deep=False))
+    unknown = sorted(set(params) - expected)
+    if unknown:
+        raise ValueError(
+            f"it has parameters this skhftt's {cls.__name__} does not have "
+            f"({reprlib.repr(unknown)}; written by skhftt "
+            f"{reprlib.repr(config['skhftt_version'])}); upgrade skhftt."
+        )
+    missing = sorted(expected - set(params))
+    if missing and config["format_version"] >= 3:
+        raise ValueError(f"its params lack {missing[0]!r}.")
+    return params

@@ -6,7 +6,8 @@ trained columns V at temperature T (:class:`HFTTHead`); the objective is
 HFTT's focal-weighted text loss (:func:`hftt_loss`); the training loop is
 SGD over world minibatches (:func:`train_trainable_columns`); a task is a
 list or mapping of prompts turned into columns (:func:`parse_task`,
-:func:`task_columns`); :func:`check_embeddings` checks unit rows.
+:func:`task_columns`); :func:`check_embeddings` checks unit rows;
+:func:`map_row_blocks` and :func:`chunk_rows` pass over rows in bounded memory.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from skhftt.space.head import HFTTHead, logsumexp_rows
+from skhftt.space.blocks import chunk_rows, map_row_blocks
+from skhftt.space.head import MIN_TEMPERATURE, HFTTHead, logsumexp_rows
 from skhftt.space.task import TaskItems, parse_task, task_columns
 from skhftt.space.validation import (
     UNIT_TOLERANCE,
@@ -24,17 +26,20 @@ from skhftt.space.validation import (
 )
 
 __all__ = [
+    "MIN_TEMPERATURE",
     "UNIT_TOLERANCE",
     "HFTTHead",
     "TaskItems",
     "TrainingResult",
     "check_embeddings",
     "check_texts",
+    "chunk_rows",
     "focal_weights",
     "hftt_loss",
     "is_string_sequence",
     "log_p_in_out",
     "logsumexp_rows",
+    "map_row_blocks",
     "normalize_rows",
     "parse_task",
     "task_columns",

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HFTTHead", "logsumexp_rows"]
+from skhftt.space.blocks import map_row_blocks
+
+__all__ = ["MIN_TEMPERATURE", "HFTTHead", "logsumexp_rows"]
+
+MIN_TEMPERATURE = float(np.finfo(np.float32).tiny)
+"""The smallest temperature: cosines divided by less overflow float32 logits (1.2e-38)."""
 
 _DEFAULT_BLOCK_ROWS = 8192
 # e^8 above the smallest normal float, as in skhftt.space.objective.
@@ -89,8 +94,7 @@ class HFTTHead:
         ndarray of shape (n,), float64
         """
         scaled_t = self._scaled_columns_t()
-        scores = np.empty(embeddings.shape[0], dtype=np.float64)
-        for start in range(0, embeddings.shape[0], block_rows):
-            block = embeddings[start : start + block_rows].astype(np.float32, copy=False)
-            scores[start : start + block.shape[0]] = self.log_odds_of_logits(block @ scaled_t)
-        return scores
+        return map_row_blocks(
+            lambda block: self.log_odds_of_logits(block.astype(np.float32, copy=False) @ scaled_t),
+            embeddings, block_rows,
+        )
