@@ -345,9 +345,10 @@ def _memory() -> _Store:
 
 
 @contextlib.contextmanager
-def _disk(root: Path, *, create: bool = True) -> Iterator[_Store | None]:
-    """Folder ``root``'s store; None when it has no database (and ``create`` is False)."""
-    store = _Store.open(root) if create or (root / FILE_NAME).is_file() else None
+def _disk(root: Path | None, *, create: bool = True) -> Iterator[_Store | None]:
+    """Folder ``root``'s store; None without a folder, or a database (and ``create``)."""
+    exists = root is not None and (create or (root / FILE_NAME).is_file())
+    store = _Store.open(root) if exists else None
     try:
         yield store
     finally:
@@ -379,23 +380,17 @@ def known_encoder(
     identity : str
         The encoder identity.
     cache_dir : None, False or path-like, default=None
-        The store to look in, as for :func:`encode_texts`.
+        The cache folder to look in, as for :func:`encode_texts`.
 
     Returns
     -------
     (int, tuple of str) or None
-        ``(dim, modalities)``; None when nothing is recorded or the store
-        cannot be read.
+        ``(dim, modalities)``; None when nothing is recorded, no folder is
+        selected (``False``) or the database cannot be read.
     """
-    root = _selected_root(cache_dir)
     query = "SELECT dim, modalities FROM encoders WHERE identity = ?"
     try:
-        with contextlib.ExitStack() as stack:
-            if root is None:
-                stack.enter_context(_MEMORY_LOCK)
-                store = _memory()
-            else:
-                store = stack.enter_context(_disk(root, create=False))
+        with _disk(_selected_root(cache_dir), create=False) as store:
             row = None if store is None else store.con.execute(query, (identity,)).fetchone()
     except sqlite3.DatabaseError:
         return None
@@ -433,7 +428,7 @@ def cache_info(cache_dir: str | os.PathLike[str] | bool | None = None) -> dict[s
     root = _selected_root(cache_dir)
     with _MEMORY_LOCK:
         memory = stats(_memory(), "memory")
-    with contextlib.nullcontext(None) if root is None else _disk(root, create=False) as store:
+    with _disk(root, create=False) as store:
         disk = stats(store, "disk")
     return {"memory": memory, "disk": {"path": None if root is None else os.fspath(root), **disk}}
 
@@ -454,7 +449,7 @@ def clear_embedding_cache(cache_dir: str | os.PathLike[str] | bool | None = None
         _MEMORY.clear()
     root = _selected_root(cache_dir)
     try:
-        with contextlib.nullcontext(None) if root is None else _disk(root, create=False) as store:
+        with _disk(root, create=False) as store:
             if store is not None:
                 with _transaction(store.con):
                     store.con.execute("DELETE FROM texts")
