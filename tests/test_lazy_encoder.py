@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 
 import numpy as np
@@ -71,3 +72,18 @@ def test_model_files_changed_since_the_identity_was_read_are_refused(tiny_clip_d
     (model / "notes.txt").write_text("a new file changes the content digest")
     with pytest.raises(ValueError, match="model files changed while in use"):
         encoder.encode_text(["a dog"])
+
+
+def test_lazy_and_loaded_encoders_pickle(tiny_clip_dir, tmp_path):
+    model = shutil.copytree(tiny_clip_dir, tmp_path / "clip")
+    loaded = Embedder(model, device="cpu", cache_dir=tmp_path / "cache").load()
+    loaded.encode_text(["a cat"])
+    Embedder(model, device="cpu", cache_dir=tmp_path / "cache").embed(Texts(["a cat"]))
+    clear_cache()
+    lazy = Embedder(model, device="cpu", cache_dir=tmp_path / "cache").load()
+    assert not _loaded(model)
+    for encoder in (pickle.loads(pickle.dumps(lazy)), pickle.loads(pickle.dumps(loaded))):
+        assert (encoder.identity, encoder.dim) == (lazy.identity, 16)
+        np.testing.assert_allclose(
+            encoder.encode_text(["a dog"]), loaded.encode_text(["a dog"]), atol=1e-6
+        )

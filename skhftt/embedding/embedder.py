@@ -141,12 +141,13 @@ class _LazyEncoder:
     """An encoder whose identity, width and modalities are known before its model loads.
 
     The model is loaded (``load()``) on the first call that needs it; a
-    text-only model refuses images with an error that names it.
+    text-only model refuses images with an error that names it. It pickles
+    as its loader (unloaded) or as its model (loaded).
     """
 
     def __init__(
-        self, identity: str, dim: int, modalities: tuple[str, ...], load: Callable[[], Encoder],
-        *, stable_identity: bool = True,
+        self, identity: str, dim: int, modalities: tuple[str, ...],
+        load: Callable[[], Encoder] | None, *, stable_identity: bool = True,
     ) -> None:
         self.identity = identity
         self.dim = dim
@@ -154,22 +155,27 @@ class _LazyEncoder:
         # The persistent cache keeps embeddings only of encoders that vouch for them.
         self.stable_identity = stable_identity
         self._load = load
+        self._model: Encoder | None = None
 
     @classmethod
     def of(cls, encoder: Encoder) -> _LazyEncoder:
         """Wrap an encoder already at hand."""
         modalities = ("text", "image") if embeds_images(encoder) else ("text",)
-        return cls(str(encoder.identity), int(encoder.dim), modalities, lambda: encoder,
+        lazy = cls(str(encoder.identity), int(encoder.dim), modalities, None,
                    stable_identity=bool(getattr(encoder, "stable_identity", False)))
+        lazy._model = encoder
+        return lazy
 
     def _encoder(self) -> Encoder:
-        encoder = self._load()
-        if str(encoder.identity) != self.identity:
-            raise ValueError(
-                f"encoder {self.identity!r} loads as {encoder.identity!r}: its model files "
-                "changed while in use."
-            )
-        return encoder
+        if self._model is None:
+            encoder = self._load()
+            if str(encoder.identity) != self.identity:
+                raise ValueError(
+                    f"encoder {self.identity!r} loads as {encoder.identity!r}: its model "
+                    "files changed while in use."
+                )
+            self._model = encoder
+        return self._model
 
     def __getattr__(self, name: str) -> Any:
         # Anything else (pixel_transform, encode_pixels, model, ...) is the model's.
