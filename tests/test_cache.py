@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
+import signal
+import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from skhftt.embedding.cache import (
     default_cache_dir,
     encode_texts,
     get_cache_limits,
+    known_encoder,
     reset_cache_limits,
     set_cache_limits,
 )
@@ -38,17 +42,9 @@ def direct(encoder: CountingTextEncoder, texts: list[str]) -> np.ndarray:
     return np.stack([encoder.vector(text, encoder.dim) for text in texts])
 
 
-def shard_files(root: Path) -> list[Path]:
-    return [
-        path
-        for path in root.glob("*/*.json")
-        if path.name != "identity.json" and not path.name.startswith("tmp-")
-    ]
-
-
-def forget_disk_state() -> None:
-    """Make this process look at a cache folder as a new process would."""
-    clear_embedding_cache(False)
+def disk_texts(root: Path) -> int:
+    """How many texts the cache folder ``root`` holds."""
+    return cache_info(root)["disk"]["texts"]
 
 
 class StableEncoder(CountingTextEncoder):
@@ -76,17 +72,12 @@ def test_texts_stream_to_the_encoder_in_batches(counting_encoder):
     assert sum(len(call) for call in counting_encoder.calls) == 1000
 
 
-def test_a_fresh_block_is_returned_without_a_copy(counting_encoder):
-    texts = [f"word {i}" for i in range(50)]
-    first = encode_texts(counting_encoder, texts)
-    again = encode_texts(counting_encoder, texts)
-    assert np.shares_memory(first, again)
-    assert not again.flags.writeable
-    with pytest.raises(ValueError, match="read-only"):
-        again[0, 0] = 1.0
-    subset = encode_texts(counting_encoder, texts[::2])
-    assert subset.flags.writeable
-    np.testing.assert_array_equal(subset, first[::2])
+def test_results_are_the_callers_to_modify(counting_encoder):
+    first = encode_texts(counting_encoder, ["a", "b"])
+    first[:] = 0.0
+    again = encode_texts(counting_encoder, ["a", "b"])
+    np.testing.assert_array_equal(again, direct(counting_encoder, ["a", "b"]))
+    assert counting_encoder.counts() == {"a": 1, "b": 1}
 
 
 def test_encoders_with_different_identities_share_nothing():
@@ -106,10 +97,10 @@ def test_a_changed_width_under_the_same_identity_is_an_error():
 
 
 def test_memory_limit_evicts_least_recently_used_blocks(restore_cache_limits):
-    encoder = CountingTextEncoder(dim=16)
-    block = 100 * 16 * 4
+    encoder = CountingTextEncoder(dim=1024)
+    block = 100 * 1024 * 4
     clear_embedding_cache()
-    set_cache_limits(memory=2 * block)
+    set_cache_limits(memory=int(2.5 * block))
     first = [f"first {i}" for i in range(100)]
     second = [f"second {i}" for i in range(100)]
     third = [f"third {i}" for i in range(100)]
@@ -117,7 +108,7 @@ def test_memory_limit_evicts_least_recently_used_blocks(restore_cache_limits):
     encode_texts(encoder, second)
     encode_texts(encoder, first)  # first is now more recent than second
     encode_texts(encoder, third)  # evicts second
-    assert cache_info(False)["memory"]["bytes"] <= 2 * block
+    assert cache_info(False)["memory"]["bytes"] <= 2.5 * block
     encode_texts(encoder, first + second)
     counts = encoder.counts()
     assert {counts[text] for text in first} == {1}
@@ -232,131 +223,111 @@ def test_batch_size_must_be_positive(counting_encoder, batch_size):
 def test_disk_cache_survives_the_process(tmp_path, counting_encoder):
     texts = [f"photo {i}" for i in range(40)]
     first = encode_texts(counting_encoder, texts, cache_dir=tmp_path)
-    forget_disk_state()
-    clear_embedding_cache()
+    clear_embedding_cache(False)
     again = encode_texts(counting_encoder, texts[::-1], cache_dir=tmp_path)
     assert set(counting_encoder.counts().values()) == {1}
     np.testing.assert_array_equal(again, first[::-1])
-    (space,) = [path for path in tmp_path.iterdir() if path.is_dir()]
-    marker = json.loads((space / "identity.json").read_text())
-    assert marker == {"identity": counting_encoder.identity, "dim": 16}
-    (shard,) = shard_files(tmp_path)
-    stored = np.load(shard.with_suffix(".npy"), mmap_mode="r")
-    np.testing.assert_array_equal(stored, first)
+    assert (tmp_path / cache.FILE_NAME).is_file() and disk_texts(tmp_path) == 40
 
 
-def test_disk_cache_returns_a_read_only_map_of_a_whole_shard(tmp_path, counting_encoder):
-    texts = [f"photo {i}" for i in range(40)]
-    first = encode_texts(counting_encoder, texts, cache_dir=tmp_path)
-    assert not first.flags.writeable
-    assert isinstance(first.base, np.memmap) or isinstance(first.base.base, np.memmap)
-
-
-def test_a_new_encoder_identity_gets_its_own_folder(tmp_path):
+def test_identities_share_one_file_and_nothing_else(tmp_path):
     one = CountingTextEncoder(tag="model@rev1")
     two = CountingTextEncoder(tag="model@rev2")
     encode_texts(one, ["x"], cache_dir=tmp_path)
     encode_texts(two, ["x"], cache_dir=tmp_path)
     assert one.counts() == two.counts() == {"x": 1}
-    names = sorted(path.name for path in tmp_path.iterdir() if path.is_dir())
-    assert len(names) == 2 and all("model_rev" in name for name in names)
+    assert cache_info(tmp_path)["disk"]["encoders"] == 2
 
 
 def test_disk_width_mismatch_is_an_error(tmp_path):
     narrow, wide = CountingTextEncoder(8), CountingTextEncoder(16)
     wide.identity = narrow.identity
     encode_texts(narrow, ["x"], cache_dir=tmp_path)
-    forget_disk_state()
-    with pytest.raises(ValueError, match=r"width 8 .* now has dim 16"):
+    with pytest.raises(ValueError, match=r"embeddings.sqlite.* width 8 .* now has dim 16"):
         encode_texts(wide, ["x"], cache_dir=tmp_path)
 
 
-def test_disk_limit_deletes_least_recently_used_shards(
-    tmp_path, counting_encoder, restore_cache_limits
+def test_disk_limit_deletes_least_recently_used_blocks(
+    tmp_path, counting_encoder, restore_cache_limits, monkeypatch
 ):
+    encoder = CountingTextEncoder(dim=1024)
     groups = [[f"group {g} text {i}" for i in range(100)] for g in range(4)]
-    shard_bytes = 100 * 16 * 4 + 128 + len(json.dumps(groups[0]))
-    set_cache_limits(disk=int(2.5 * shard_bytes))
-    encode_texts(counting_encoder, groups[0], cache_dir=tmp_path)
-    time.sleep(0.02)
-    encode_texts(counting_encoder, groups[1], cache_dir=tmp_path)
-    time.sleep(0.02)
-    encode_texts(counting_encoder, groups[0], cache_dir=tmp_path)  # touch group 0
-    time.sleep(0.02)
-    encode_texts(counting_encoder, groups[2], cache_dir=tmp_path)  # evicts group 1
-    sizes = sum(
-        path.stat().st_size + path.with_suffix(".npy").stat().st_size
-        for path in shard_files(tmp_path)
-    )
-    assert sizes <= 2.5 * shard_bytes
-    forget_disk_state()
-    encode_texts(counting_encoder, groups[0] + groups[1], cache_dir=tmp_path)
-    counts = counting_encoder.counts()
+    block = 100 * 1024 * 4
+    set_cache_limits(disk=int(2.5 * block))
+    clock = iter(range(0, 10**6, 10_000))  # each call an hour or more after the last
+    monkeypatch.setattr(cache.time, "time", lambda: float(next(clock)))
+    encode_texts(encoder, groups[0], cache_dir=tmp_path)
+    encode_texts(encoder, groups[1], cache_dir=tmp_path)
+    encode_texts(encoder, groups[0], cache_dir=tmp_path)  # touch group 0
+    encode_texts(encoder, groups[2], cache_dir=tmp_path)  # evicts group 1
+    assert cache_info(tmp_path)["disk"]["bytes"] <= 2.5 * block
+    assert os.path.getsize(tmp_path / cache.FILE_NAME) <= 2.5 * block
+    monkeypatch.undo()
+    encode_texts(encoder, groups[0] + groups[1], cache_dir=tmp_path)
+    counts = encoder.counts()
     assert {counts[text] for text in groups[0]} == {1}
     assert {counts[text] for text in groups[1]} == {2}
 
 
-def test_a_batch_larger_than_the_disk_limit_stays_in_memory(
+def test_a_batch_larger_than_the_disk_limit_is_returned_not_kept(
     tmp_path, counting_encoder, restore_cache_limits
 ):
     set_cache_limits(disk=100)
     texts = [f"big {i}" for i in range(20)]
     result = encode_texts(counting_encoder, texts, cache_dir=tmp_path)
     np.testing.assert_array_equal(result, direct(counting_encoder, texts))
-    assert shard_files(tmp_path) == []
-    assert not list(tmp_path.glob("*/tmp-*"))
+    assert disk_texts(tmp_path) == 0
 
 
-def test_many_small_shards_are_compacted(tmp_path, counting_encoder):
-    for index in range(cache.MAX_SHARDS + 6):
-        encode_texts(counting_encoder, [f"single {index}"], cache_dir=tmp_path)
-    assert len(shard_files(tmp_path)) <= cache.MAX_SHARDS
-    forget_disk_state()
-    texts = [f"single {index}" for index in range(cache.MAX_SHARDS + 6)]
-    result = encode_texts(counting_encoder, texts, cache_dir=tmp_path)
-    assert set(counting_encoder.counts().values()) == {1}
-    np.testing.assert_array_equal(result, direct(counting_encoder, texts))
+@pytest.mark.parametrize("damage", ["zeroed", "truncated", "garbage"])
+def test_a_damaged_cache_file_is_replaced_with_a_warning(tmp_path, damage):
+    encoder = StableEncoder()
+    texts = [f"text {i}" for i in range(3000)]
+    encode_texts(encoder, texts, cache_dir=tmp_path)
+    path = tmp_path / cache.FILE_NAME
+    size = path.stat().st_size
+    content = {"zeroed": bytes(size), "truncated": path.read_bytes()[: size // 2],
+               "garbage": b"not a database " * 100}[damage]
+    path.write_bytes(content)
+    with pytest.warns(RuntimeWarning, match=r"embeddings\.sqlite.*damaged.*encoded again"):
+        result = encode_texts(encoder, texts, cache_dir=tmp_path)
+    np.testing.assert_array_equal(result, direct(encoder, texts))
+    assert set(encoder.counts().values()) == {2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode_texts(encoder, texts, cache_dir=tmp_path)
+    assert set(encoder.counts().values()) == {2}
 
 
-def test_an_unreadable_shard_is_skipped_and_reencoded(tmp_path, counting_encoder):
-    encode_texts(counting_encoder, ["a", "b"], cache_dir=tmp_path)
-    (shard,) = shard_files(tmp_path)
-    shard.with_suffix(".npy").write_bytes(b"not an array")
-    forget_disk_state()
-    with pytest.warns(RuntimeWarning, match="unreadable cache shard"):
-        result = encode_texts(counting_encoder, ["a", "b"], cache_dir=tmp_path)
-    np.testing.assert_array_equal(result, direct(counting_encoder, ["a", "b"]))
-    assert counting_encoder.counts() == {"a": 2, "b": 2}
-
-
-def test_stale_temporary_files_are_removed(tmp_path, counting_encoder):
-    encode_texts(counting_encoder, ["a"], cache_dir=tmp_path)
-    (space,) = [path for path in tmp_path.iterdir() if path.is_dir()]
-    stale = space / "tmp-crashed.npy"
-    stale.write_bytes(b"partial")
-    fresh = space / "tmp-in-flight.npy"
-    fresh.write_bytes(b"partial")
-    old = time.time() - 2 * cache.STALE_SECONDS
-    os.utime(stale, (old, old))
-    encode_texts(counting_encoder, ["b"], cache_dir=tmp_path)
-    assert not stale.exists() and fresh.exists()
+def test_a_damaged_file_that_cannot_be_deleted_is_one_error_naming_it(tmp_path, monkeypatch):
+    (tmp_path / cache.FILE_NAME).write_bytes(b"not a database " * 100)
+    monkeypatch.setattr(cache.os, "access", lambda path, mode, **kwargs: mode != os.W_OK)
+    with pytest.raises(OSError, match=r"cache '.*embeddings\.sqlite' cannot be used .*delete"):
+        encode_texts(StableEncoder(), ["a"], cache_dir=tmp_path)
+    assert (tmp_path / cache.FILE_NAME).exists()
 
 
 def test_clear_cache_deletes_a_cache_folder(tmp_path, counting_encoder):
     (tmp_path / "mine.txt").write_text("kept")
     encode_texts(counting_encoder, ["a"], cache_dir=tmp_path)
     clear_embedding_cache(tmp_path)
-    assert shard_files(tmp_path) == [] and (tmp_path / "mine.txt").exists()
+    assert disk_texts(tmp_path) == 0 and (tmp_path / "mine.txt").exists()
     encode_texts(counting_encoder, ["a"], cache_dir=tmp_path)
     assert counting_encoder.counts() == {"a": 2}
+
+
+def test_clear_cache_deletes_a_damaged_file(tmp_path):
+    (tmp_path / cache.FILE_NAME).write_bytes(b"not a database " * 100)
+    clear_embedding_cache(tmp_path)
+    assert not (tmp_path / cache.FILE_NAME).exists()
 
 
 def test_cache_dir_expands_the_home_folder(tmp_path, monkeypatch, counting_encoder):
     monkeypatch.setenv("HOME", str(tmp_path))
     encode_texts(counting_encoder, ["a"], cache_dir="~/embeddings")
-    assert len(shard_files(tmp_path / "embeddings")) == 1
+    assert disk_texts(tmp_path / "embeddings") == 1
     clear_embedding_cache("~/embeddings")
-    assert shard_files(tmp_path / "embeddings") == []
+    assert disk_texts(tmp_path / "embeddings") == 0
 
 
 def test_cache_dir_must_be_a_directory(tmp_path, counting_encoder):
@@ -364,6 +335,22 @@ def test_cache_dir_must_be_a_directory(tmp_path, counting_encoder):
     path.write_text("")
     with pytest.raises(ValueError, match="not a directory"):
         encode_texts(counting_encoder, ["a"], cache_dir=path)
+
+
+def test_a_read_only_folder_is_read_and_never_written(tmp_path, monkeypatch, recwarn):
+    encoder = StableEncoder()
+    texts = [f"shared {i}" for i in range(50)]
+    first = encode_texts(encoder, texts, cache_dir=tmp_path)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    monkeypatch.setattr(cache.os, "access", lambda path, mode, **kwargs: mode != os.W_OK)
+    np.testing.assert_array_equal(encode_texts(encoder, texts, cache_dir=tmp_path), first)
+    assert not recwarn and set(encoder.counts().values()) == {1}
+    with pytest.warns(RuntimeWarning, match="read-only and lacks 1 of these texts"):
+        mixed = encode_texts(encoder, ["new text", *texts], cache_dir=tmp_path)
+    np.testing.assert_array_equal(mixed, direct(encoder, ["new text", *texts]))
+    encode_texts(encoder, ["new text"], cache_dir=tmp_path)  # now in process
+    assert encoder.counts()["new text"] == 1
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 def _encode_in_child(args: tuple[str, str, str, list[str], str]) -> None:
@@ -480,8 +467,8 @@ def test_the_default_persists_encoders_with_a_stable_identity(user_cache_dir):
     encoder = StableEncoder()
     texts = [f"kept {i}" for i in range(30)]
     first = encode_texts(encoder, texts)
-    assert len(shard_files(user_cache_dir)) >= 1
-    forget_disk_state()
+    assert disk_texts(user_cache_dir) >= 30
+    clear_embedding_cache(False)
     again = encode_texts(encoder, texts)
     assert set(encoder.counts().values()) == {1}
     np.testing.assert_array_equal(again, first)
@@ -498,7 +485,7 @@ def test_the_default_keeps_other_encoders_in_process(user_cache_dir, counting_en
 def test_cache_dir_false_stays_in_process(user_cache_dir):
     encoder = StableEncoder()
     encode_texts(encoder, ["never on disk"], cache_dir=False)
-    assert not any(encoder.identity in path.read_text() for path in user_cache_dir.glob("*/*.json"))
+    assert known_encoder(encoder.identity) is None
     encode_texts(encoder, ["never on disk"], cache_dir=False)
     assert encoder.counts() == {"never on disk": 1}
 
@@ -530,7 +517,7 @@ def test_cache_dir_must_be_none_false_or_a_folder(counting_encoder, cache_dir):
 def test_cache_info_counts_each_store(tmp_path, counting_encoder):
     clear_embedding_cache(False)
     empty = cache_info(tmp_path)
-    assert empty["memory"]["texts"] == 0 and empty["memory"]["bytes"] == 0
+    assert empty["memory"]["texts"] == 0 and empty["memory"]["encoders"] == 0
     assert empty["disk"] == {
         "path": str(tmp_path), "encoders": 0, "texts": 0, "bytes": 0,
         "limit": get_cache_limits()["disk"],
@@ -540,12 +527,24 @@ def test_cache_info_counts_each_store(tmp_path, counting_encoder):
     encode_texts(StableEncoder(dim=8), ["z"], cache_dir=tmp_path)
     info = cache_info(tmp_path)
     assert info["memory"]["encoders"] == 1 and info["memory"]["texts"] == 3
-    assert info["memory"]["bytes"] == 3 * counting_encoder.dim * 4
+    assert info["memory"]["bytes"] >= 3 * counting_encoder.dim * 4
     assert info["disk"]["encoders"] == 2 and info["disk"]["texts"] == 3
     assert info["disk"]["bytes"] >= 3 * 8 * 4
     clear_embedding_cache(tmp_path)
     cleared = cache_info(tmp_path)
     assert cleared["memory"]["texts"] == 0 and cleared["disk"]["texts"] == 0
+
+
+def test_known_encoder_reports_what_the_cache_recorded(tmp_path):
+    class TextOnly(StableEncoder):
+        modalities = ("text",)
+
+    encoder = TextOnly(dim=8)
+    assert known_encoder(encoder.identity, cache_dir=tmp_path) is None
+    encode_texts(encoder, ["a"], cache_dir=tmp_path)
+    assert known_encoder(encoder.identity, cache_dir=tmp_path) == (8, ("text",))
+    encode_texts(StableEncoder(dim=8), ["a"], cache_dir=tmp_path)  # declares no modalities
+    assert cache_info(tmp_path)["disk"]["encoders"] == 2
 
 
 def test_clear_none_deletes_the_default_folder(user_cache_dir):
@@ -581,7 +580,117 @@ def _fit_in_a_new_process(cache_dir: str) -> int:
     return int(done.stdout.split()[-1])
 
 
-def test_a_second_process_encodes_nothing_with_the_default_cache(tmp_path):
-    folder = str(tmp_path / "user-cache")
-    assert _fit_in_a_new_process(folder) == 302
-    assert _fit_in_a_new_process(folder) == 0
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, threading
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[3])
+    from conftest import CountingTextEncoder
+    from skhftt.embedding.cache import encode_texts
+
+    class Stalls(CountingTextEncoder):
+        def encode_text(self, texts, **kwargs):
+            if len(self.calls) == 5:  # five batches committed: wait to be killed
+                Path(sys.argv[2]).touch()
+                threading.Event().wait()
+            return super().encode_text(texts, **kwargs)
+
+    texts = [f"text {i}" for i in range(1000)]
+    encode_texts(Stalls(tag="killed"), texts, batch_size=100, cache_dir=sys.argv[1])
+    """
+)
+
+
+def test_a_writer_killed_mid_encode_loses_only_its_current_batch(tmp_path):
+    cache_dir, ready = tmp_path / "cache", tmp_path / "ready"
+    tests = str(Path(__file__).parent)
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(cache_dir),
+                               str(ready), tests])
+    try:
+        while not ready.exists():
+            assert writer.poll() is None, "the writer died before it was killed"
+            threading.Event().wait(0.05)
+        os.kill(writer.pid, signal.SIGKILL)
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL
+    encoder = CountingTextEncoder(tag="killed")
+    texts = [f"text {i}" for i in range(1000)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = encode_texts(encoder, texts, batch_size=100, cache_dir=cache_dir)
+    np.testing.assert_array_equal(result, direct(encoder, texts))
+    assert sorted(encoder.counts()) == sorted(texts[500:])
+    with sqlite3.connect(cache_dir / cache.FILE_NAME) as con:
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def _read_only(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def test_a_copied_or_read_only_cache_serves_a_fit_that_encodes_nothing(tmp_path):
+    origin = str(tmp_path / "origin")
+    assert _fit_in_a_new_process(origin) == 302
+    assert _fit_in_a_new_process(origin) == 0
+    copy = shutil.copytree(origin, tmp_path / "copy")
+    assert _fit_in_a_new_process(str(copy)) == 0
+    mounted = shutil.copytree(origin, tmp_path / "mounted")
+    before = {path.name: path.read_bytes() for path in mounted.iterdir()}
+    _read_only(mounted)
+    try:
+        assert _fit_in_a_new_process(str(mounted)) == 0
+        assert {path.name: path.read_bytes() for path in mounted.iterdir()} == before
+    finally:
+        for path in [mounted, *mounted.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_an_emptied_cache_folder_does_not_stop_later_fits(tmp_path):
+    folder = tmp_path / "user-cache"
+    assert _fit_in_a_new_process(str(folder)) == 302
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"")
+    assert _fit_in_a_new_process(str(folder)) == 302
+    assert _fit_in_a_new_process(str(folder)) == 0
+
+
+_LAZY_FIT = textwrap.dedent(
+    """
+    import json, sys
+    from skhftt.detectors.hftt import HFTTDetector
+    from skhftt.embedding.encoders import loaded_models
+
+    model, images = sys.argv[1], sys.argv[2:]
+    world = [f"a photo of thing number {i}" for i in range(200)]
+    detector = HFTTDetector(encoder=model, device="cpu", random_state=0).fit(world, ["an apple"])
+    facts = {"loaded": len(loaded_models()), "identity": detector.encoder_identity_,
+             "st": "sentence_transformers" in sys.modules}
+    if images:  # images need the model
+        facts.update(scores=detector.score_samples(images).tolist(), loaded=len(loaded_models()))
+    print(json.dumps(facts))
+    """
+)
+
+
+def _lazy_fit(model: Path, images: list[str], cache_dir: Path) -> dict:
+    env = {**os.environ, CACHE_DIR_ENV: str(cache_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", _LAZY_FIT, str(model), *images],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_fit_on_cached_texts_loads_no_model(tmp_path, tiny_clip_dir, image_files):
+    images = [str(image_files["astronaut.png"]), str(image_files["coffee.png"])]
+    cold = _lazy_fit(tiny_clip_dir, images, tmp_path / "cache")
+    assert cold["loaded"] == 1
+    warm = _lazy_fit(tiny_clip_dir, [], tmp_path / "cache")
+    assert warm == {"loaded": 0, "identity": cold["identity"], "st": False}
+    scored = _lazy_fit(tiny_clip_dir, images, tmp_path / "cache")
+    assert scored["loaded"] == 1 and scored["identity"] == cold["identity"]
+    np.testing.assert_allclose(scored["scores"], cold["scores"], rtol=1e-5)

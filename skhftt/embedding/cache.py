@@ -1,55 +1,34 @@
-"""Text-embedding cache keyed by (encoder identity, text).
+"""Text-embedding cache keyed by (encoder identity, text), kept in SQLite.
 
-The encoder is frozen, so the embedding of a text never changes: each distinct
-text is encoded once and reused by every later fit, fold, grid-search
-candidate and -- on disk -- every later process. ``cache_dir`` selects the
-store of :func:`encode_texts`:
+The encoder is frozen, so each distinct text is encoded once and reused by
+every later fit, fold and grid-search candidate and -- on disk -- by every
+later process and machine. ``cache_dir`` selects the store (see
+:func:`encode_texts`): the persistent user cache (:func:`default_cache_dir`),
+a folder, or ``False`` for this process only.
 
-* ``None`` (the default): the **persistent user cache**, the folder named by
-  the environment variable ``SKHFTT_CACHE_DIR``, else
-  ``$XDG_CACHE_HOME/skhftt``, else ``~/.cache/skhftt``. It is used for
-  encoders whose identity changes whenever their embeddings would
-  (``encoder.stable_identity``: every skhftt backend loaded at a known
-  revision or content digest); other encoders use the in-process store.
-  ``SKHFTT_CACHE_DIR=off`` turns the persistent cache off for every process;
-  a folder that cannot be written falls back to the in-process store with a
-  warning.
-* a folder: that folder, for every encoder.
-* ``False``: the in-process store only.
-
-**In process**: a module-level store per encoder identity, shared by every
-detector in the process. Its total size is bounded (2 GiB by default); when a
-new block would exceed the bound, the least recently used blocks are dropped.
-
-**On disk**: one folder per encoder identity holding immutable, memory-mapped
-``.npy`` shards. Several processes (e.g. the workers of
-``GridSearchCV(n_jobs=2)``) may share it: encoding takes a file lock per
-identity, so a text is encoded by one process only, and shards appear by
-atomic renames, so readers never see a partial shard. The folder's total size
-is bounded (10 GiB by default); least recently used shards are deleted first.
-
-Limits are set with :func:`set_cache_limits` in one process, or with the
-environment variables ``SKHFTT_CACHE_MEMORY_BYTES`` and
-``SKHFTT_CACHE_DISK_BYTES`` for every process started after they are set
-(worker processes included). :func:`cache_info` reports what each store
-holds; :func:`clear_embedding_cache` empties them.
+A folder holds one SQLite database, ``embeddings.sqlite``, in write-ahead-log
+mode: readers never wait; each encoded batch is committed as it comes (a
+killed process loses at most its current batch); a lock file per encoder
+identity makes concurrent processes encode each text once. The file is
+self-contained: it can be copied to another machine, or mounted there
+read-only. The in-process store is a private temporary database of the same
+form. A store past its limit (:func:`set_cache_limits`) deletes the blocks of
+embeddings used least recently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import itertools
 import json
 import os
 import re
-import shutil
+import sqlite3
 import threading
 import time
-import uuid
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from os import PathLike, fspath
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +42,14 @@ __all__ = [
     "DEFAULT_DISK_BYTES",
     "DEFAULT_MEMORY_BYTES",
     "DISK_ENV",
-    "MAX_SHARDS",
+    "FILE_NAME",
     "MEMORY_ENV",
-    "STALE_SECONDS",
     "cache_info",
     "clear_embedding_cache",
     "default_cache_dir",
     "encode_texts",
     "get_cache_limits",
+    "known_encoder",
     "reset_cache_limits",
     "set_cache_limits",
 ]
@@ -80,82 +59,68 @@ DEFAULT_DISK_BYTES = 10 * 1024**3
 MEMORY_ENV = "SKHFTT_CACHE_MEMORY_BYTES"
 DISK_ENV = "SKHFTT_CACHE_DISK_BYTES"
 CACHE_DIR_ENV = "SKHFTT_CACHE_DIR"
-MAX_SHARDS = 64
-"""Shards one encoder may have in a cache folder before the smallest are merged."""
-STALE_SECONDS = 3600.0
-"""Age after which a temporary file left by a killed process is deleted."""
+FILE_NAME = "embeddings.sqlite"
 
-_OFF = frozenset({"0", "off", "false", "no", "none"})
-_ROW_BITS = 40
-_ROW_MASK = (1 << _ROW_BITS) - 1
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "kib": 1024,
-    "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
-    "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
-    "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
-}  # fmt: skip
-_limit_overrides: dict[str, int] = {}
-
-
-# --------------------------------------------------------------------- limits
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS encoders (
+    id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE, dim INTEGER NOT NULL, modalities TEXT);
+CREATE TABLE IF NOT EXISTS blocks (
+    id INTEGER PRIMARY KEY, encoder INTEGER NOT NULL, used REAL NOT NULL, vectors BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS texts (
+    encoder INTEGER NOT NULL, text TEXT NOT NULL, block INTEGER NOT NULL, row INTEGER NOT NULL,
+    PRIMARY KEY (encoder, text)) WITHOUT ROWID;
+"""
+_LOOKUP = (  # (position, block, row) of the cached texts among a JSON list
+    "SELECT ? + j.key, t.block, t.row FROM json_each(?) AS j "
+    "CROSS JOIN texts AS t ON t.encoder = ? AND t.text = j.value"
+)
+_EVICT = (  # the least recently used blocks, until their bytes reach the excess
+    "DELETE FROM blocks WHERE id IN (SELECT id FROM (SELECT id, SUM(length(vectors)) "
+    "OVER (ORDER BY used, id) - length(vectors) AS before FROM blocks) WHERE before < ?)"
+)
+_CHUNK = 1 << 16  # texts per lookup
+_limits: dict[str, int] = {}
 
 
 def _parse_bytes(value: object, *, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number of bytes; got {value!r}.")
-    if isinstance(value, (int, np.integer)):
-        number = int(value)
-    elif isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
-        unit = match.group(2).lower() if match else None
-        if match is None or unit not in _UNITS:
-            raise ValueError(
-                f"{name}={value!r} is not a size; expected bytes as an int or a "
-                "str such as '500MB' or '2GiB'."
-            )
-        number = int(float(match.group(1)) * _UNITS[unit])
-    else:
-        raise TypeError(
-            f"{name} must be an int or a str such as '2GiB'; got "
-            f"{type(value).__name__} ({value!r})."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, str)):
+        raise TypeError(f"{name} must be an int or a str such as '2GiB'; got {value!r}.")
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b?)\s*", str(value), re.I)
+    if match is None:
+        raise ValueError(
+            f"{name}={value!r} is not a size; expected bytes as an int or a str such as "
+            "'500MB' or '2GiB'."
         )
-    if number < 0:
-        raise ValueError(f"{name} must be >= 0 bytes; got {value!r}.")
-    return number
+    number, prefix, binary = match.groups()
+    power = " kmgt".index(prefix.lower()) if prefix else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
 
 
 def _limit(kind: str) -> int:
-    if kind in _limit_overrides:
-        return _limit_overrides[kind]
-    env, default = (MEMORY_ENV, DEFAULT_MEMORY_BYTES)
-    if kind == "disk":
-        env, default = (DISK_ENV, DEFAULT_DISK_BYTES)
-    raw = os.environ.get(env)
-    return default if raw is None else _parse_bytes(raw, name=env)
+    env, default = {"memory": (MEMORY_ENV, DEFAULT_MEMORY_BYTES),
+                    "disk": (DISK_ENV, DEFAULT_DISK_BYTES)}[kind]  # fmt: skip
+    if kind in _limits:
+        return _limits[kind]
+    return default if os.environ.get(env) is None else _parse_bytes(os.environ[env], name=env)
 
 
 def set_cache_limits(*, memory: int | str | None = None, disk: int | str | None = None) -> None:
-    """Bound the text-embedding caches of this process.
+    """Bound the text-embedding stores of this process.
 
     Parameters
     ----------
     memory : int or str, optional
-        Most bytes of embeddings the in-process store keeps, e.g. ``2**31`` or
-        ``"2GiB"``. ``0`` disables it. Least recently used blocks are dropped
-        first. ``None`` leaves the current limit unchanged.
+        Most bytes the in-process store keeps, e.g. ``2**31`` or ``"2GiB"``
+        (default 2 GiB); ``0`` keeps nothing. ``None`` leaves it unchanged.
     disk : int or str, optional
-        Most bytes a cache folder may hold, e.g. ``"10GB"``. Least recently
-        used shards are deleted first. ``0`` keeps nothing on disk. ``None``
-        leaves the current limit unchanged.
+        Most bytes a cache folder's database keeps, e.g. ``"10GB"`` (default
+        10 GiB); ``0`` keeps nothing. ``None`` leaves it unchanged.
 
     Notes
     -----
-    The limits apply to this process only, until :func:`reset_cache_limits`.
-    Worker processes (``GridSearchCV`` with ``n_jobs > 1``, Dask workers)
-    read the environment variables ``SKHFTT_CACHE_MEMORY_BYTES`` and
-    ``SKHFTT_CACHE_DISK_BYTES`` instead; set those before starting the
-    workers to bound every process. Defaults: 2 GiB in memory, 10 GiB on disk.
+    The limits hold in this process until :func:`reset_cache_limits`.
+    Worker processes (``GridSearchCV(n_jobs=2)``, Dask) read the environment
+    variables ``SKHFTT_CACHE_MEMORY_BYTES`` and ``SKHFTT_CACHE_DISK_BYTES``.
 
     Examples
     --------
@@ -164,38 +129,26 @@ def set_cache_limits(*, memory: int | str | None = None, disk: int | str | None 
     1073741824
     >>> reset_cache_limits()
     """
-    if memory is not None:
-        _limit_overrides["memory"] = _parse_bytes(memory, name="memory")
-        with _MEMORY.lock:
-            _MEMORY.evict(_limit_overrides["memory"])
-    if disk is not None:
-        _limit_overrides["disk"] = _parse_bytes(disk, name="disk")
+    for kind, value in (("memory", memory), ("disk", disk)):
+        if value is not None:
+            _limits[kind] = _parse_bytes(value, name=kind)
 
 
 def reset_cache_limits() -> None:
-    """Forget the limits set by :func:`set_cache_limits`.
-
-    The environment variables ``SKHFTT_CACHE_MEMORY_BYTES`` and
-    ``SKHFTT_CACHE_DISK_BYTES``, or the defaults, apply again.
-    """
-    _limit_overrides.clear()
-    with _MEMORY.lock:
-        _MEMORY.evict(_limit("memory"))
+    """Forget :func:`set_cache_limits`: the environment, or the defaults, apply again."""
+    _limits.clear()
 
 
 def get_cache_limits() -> dict[str, int]:
-    """Return the cache limits in force, in bytes: ``{"memory": ..., "disk": ...}``."""
+    """Return the limits in force, in bytes: ``{"memory": ..., "disk": ...}``."""
     return {"memory": _limit("memory"), "disk": _limit("disk")}
-
-
-# -------------------------------------------------------------------- folders
 
 
 def default_cache_dir() -> Path | None:
     """The folder of the persistent user cache, or None when it is turned off.
 
-    ``$SKHFTT_CACHE_DIR`` when set (``off``, ``0`` or ``false`` turn the
-    persistent cache off; an empty value counts as unset), else
+    ``$SKHFTT_CACHE_DIR`` when set (``off``, ``0``, ``false``, ``no`` or
+    ``none`` turn the persistent cache off; empty counts as unset), else
     ``$XDG_CACHE_HOME/skhftt`` when ``XDG_CACHE_HOME`` is an absolute path,
     else ``~/.cache/skhftt``. The folder is created on first use.
 
@@ -205,73 +158,261 @@ def default_cache_dir() -> Path | None:
     PosixPath('/home/me/.cache/skhftt')
     """
     value = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if value.lower() in _OFF:
+    if value.lower() in {"0", "off", "false", "no", "none"}:
         return None
     if value:
         return Path(value).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path("~/.cache").expanduser()
-    return base / "skhftt"
+    return (Path(xdg) if os.path.isabs(xdg) else Path("~/.cache").expanduser()) / "skhftt"
 
 
 def _selected_root(cache_dir: object) -> Path | None:
     """The folder ``cache_dir`` selects (None: the in-process store)."""
-    if cache_dir is False:
-        return None
     if cache_dir is None:
         return default_cache_dir()
-    if isinstance(cache_dir, (str, PathLike)) and not isinstance(cache_dir, bool):
-        return Path(fspath(cache_dir)).expanduser()
+    if isinstance(cache_dir, (str, os.PathLike)):
+        return Path(os.fspath(cache_dir)).expanduser()
+    if cache_dir is False:
+        return None
     raise TypeError(
         f"cache_dir must be None (the persistent user cache), False (this process "
         f"only) or a folder; got {type(cache_dir).__name__} ({cache_dir!r})."
     )
 
 
-def _usable_default(root: Path) -> Path | None:
-    """``root`` if the default folder can be written, else None with a warning."""
+def _writable(root: Path) -> bool:
+    path = root / FILE_NAME
+    return os.access(root, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+@contextlib.contextmanager
+def _transaction(con: sqlite3.Connection, kind: str = "IMMEDIATE") -> Iterator[None]:
+    """A read snapshot (``kind=""``) or a write transaction, rolled back on error."""
+    con.execute(f"BEGIN {kind}")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        if not os.access(root, os.W_OK | os.X_OK):
-            raise PermissionError("no permission to write there")
-    except OSError as exc:
-        warnings.warn(
-            f"The embedding cache folder {fspath(root)!r} cannot be used "
-            f"({type(exc).__name__}: {exc}); embeddings are kept in this process "
-            f"only. Set {CACHE_DIR_ENV} to a writable folder, or {CACHE_DIR_ENV}=off.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@dataclass
+class _Store:
+    """A database: this process's (``kind="memory"``) or a folder's (``"disk"``)."""
+
+    con: sqlite3.Connection
+    kind: str
+    where: str
+    writable: bool = True
+    touch_every: float = 0.0  # seconds; on disk, the last use is recorded to the hour
+
+    @classmethod
+    def open(cls, root: Path | None) -> _Store | None:
+        """Open folder ``root``'s database (None: a new temporary one).
+
+        A folder this process cannot write is opened read-only, as an
+        immutable snapshot; None when it holds no database.
+        """
+        if root is None or _writable(root):
+            con = sqlite3.connect("" if root is None else root / FILE_NAME, timeout=60,
+                                  isolation_level=None, check_same_thread=False)
+            if con.execute("PRAGMA page_count").fetchone()[0] == 0:  # before any table
+                con.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            con.executescript("PRAGMA synchronous = OFF" if root is None else
+                              "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+            con.executescript(_SCHEMA)
+        elif (root / FILE_NAME).is_file():
+            uri = f"{(root / FILE_NAME).resolve().as_uri()}?mode=ro&immutable=1"
+            con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            return None
+        con.execute(f"PRAGMA mmap_size = {1 << 40}")
+        if root is None:
+            return cls(con, "memory", "of this process")
+        return cls(con, "disk", repr(os.fspath(root / FILE_NAME)), _writable(root), 3600.0)
+
+    def encoder_id(self, job: _Job, *, register: bool) -> int | None:
+        """The encoder's row id (None: not there); ``register`` adds it if missing."""
+        if register:
+            with _transaction(self.con):
+                self.con.execute(
+                    "INSERT INTO encoders (identity, dim, modalities) VALUES (?, ?, ?) ON "
+                    "CONFLICT (identity) DO UPDATE SET modalities = excluded.modalities "
+                    "WHERE excluded.modalities IS NOT NULL",
+                    (job.identity, job.dim, job.modalities),
+                )
+        row = self.con.execute(
+            "SELECT id, dim FROM encoders WHERE identity = ?", (job.identity,)
+        ).fetchone()
+        if row is not None and row[1] != job.dim:
+            raise ValueError(
+                f"The embedding cache {self.where} holds embeddings of width {row[1]} for "
+                f"encoder identity {job.identity!r}, but the encoder now has dim {job.dim}: "
+                "an encoder's identity must change whenever its model changes. Call "
+                "skhftt.embedding.cache.clear_embedding_cache(cache_dir) to drop the old ones."
+            )
+        return None if row is None else row[0]
+
+    def read(self, encoder: int | None, texts: list[str], out: np.ndarray,
+             todo: np.ndarray) -> np.ndarray:
+        """Copy the cached rows of ``texts[todo]`` into ``out[todo]``; return the others."""
+        if encoder is None or not len(todo):
+            return todo
+        with _transaction(self.con, ""):
+            found = []
+            for start in range(0, len(todo), _CHUNK):
+                wanted = json.dumps([texts[i] for i in todo[start : start + _CHUNK]])
+                found += self.con.execute(_LOOKUP, (start, wanted, encoder)).fetchall()
+            hits = np.array(found, dtype=np.int64).reshape(-1, 3)
+            hits = hits[np.argsort(hits[:, 1], kind="stable")]
+            blocks, starts = np.unique(hits[:, 1], return_index=True)
+            for block, part in zip(blocks.tolist(), np.split(hits, starts[1:]), strict=False):
+                (blob,) = self.con.execute(
+                    "SELECT vectors FROM blocks WHERE id = ?", (block,)
+                ).fetchone()
+                rows = np.frombuffer(blob, dtype="<f4").reshape(-1, out.shape[1])
+                out[todo[part[:, 0]]] = rows[part[:, 2]]
+        if len(blocks) and self.writable:
+            now = time.time()
+            with _transaction(self.con):
+                self.con.execute(
+                    "UPDATE blocks SET used = ? WHERE id IN (SELECT value FROM json_each(?)) "
+                    "AND used <= ?", (now, json.dumps(blocks.tolist()), now - self.touch_every),
+                )
+        missing = np.ones(len(todo), dtype=bool)
+        missing[hits[:, 0]] = False
+        return todo[missing]
+
+    def fill(self, job: _Job, texts: list[str], out: np.ndarray, todo: np.ndarray,
+             lock: contextlib.AbstractContextManager) -> np.ndarray:
+        """Fill ``out[todo]`` with the embeddings of ``texts[todo]``, encoding what is missing.
+
+        Returns the positions left unfilled: none, unless the store is read-only.
+        """
+        todo = self.read(self.encoder_id(job, register=False), texts, out, todo)
+        if not len(todo) or not self.writable:
+            return todo
+        with lock:
+            encoder = self.encoder_id(job, register=True)
+            todo = self.read(encoder, texts, out, todo)
+            new = list(dict.fromkeys(texts[i] for i in todo))
+            index = {text: row for row, text in enumerate(new)}
+            rows = np.fromiter((index[texts[i]] for i in todo), np.int64, len(todo))
+            order = np.argsort(rows, kind="stable")
+            rows, todo = rows[order], todo[order]
+            where = f" (kept in {self.where} for later runs)" if self.kind == "disk" else ""
+            for start, batch in job.batches(new, where):
+                with _transaction(self.con):  # each batch committed as it comes
+                    block = self.con.execute(
+                        "INSERT INTO blocks (encoder, used, vectors) VALUES (?, ?, ?)",
+                        (encoder, time.time(), batch.astype("<f4").tobytes()),
+                    ).lastrowid
+                    self.con.executemany(
+                        "INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?)",
+                        ((encoder, new[start + row], block, row) for row in range(len(batch))),
+                    )
+                low, high = np.searchsorted(rows, [start, start + len(batch)])
+                out[todo[low:high]] = batch[rows[low:high] - start]
+        while (excess := self.nbytes() - _limit(self.kind)) > 0 and self.count("blocks"):
+            with _transaction(self.con):  # evict the least recently used blocks
+                self.con.execute(_EVICT, (excess,))
+                self.con.execute("DELETE FROM texts WHERE block NOT IN (SELECT id FROM blocks)")
+            self.con.executescript("PRAGMA incremental_vacuum")
+        return todo[:0]
+
+    def nbytes(self) -> int:
+        """Bytes in the database's pages in use."""
+        pages, free, size = (self.con.execute(f"PRAGMA {name}").fetchone()[0]
+                             for name in ("page_count", "freelist_count", "page_size"))
+        return (pages - free) * size
+
+    def count(self, what: str) -> int:
+        """Rows of a table, or distinct encoders with embeddings (``"encoders"``)."""
+        table = "(SELECT DISTINCT encoder FROM blocks)" if what == "encoders" else what
+        return self.con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+_MEMORY_LOCK = threading.RLock()
+_MEMORY: dict[int, _Store] = {}
+
+
+def _memory() -> _Store:
+    """This process's store (a forked child opens its own); hold ``_MEMORY_LOCK``."""
+    if os.getpid() not in _MEMORY:
+        _MEMORY[os.getpid()] = _Store.open(None)
+    return _MEMORY[os.getpid()]
+
+
+@contextlib.contextmanager
+def _disk(root: Path | None, *, create: bool = True) -> Iterator[_Store | None]:
+    """Folder ``root``'s store; None without a folder, or a database (and ``create``)."""
+    exists = root is not None and (create or (root / FILE_NAME).is_file())
+    store = _Store.open(root) if exists else None
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.con.close()
+
+
+def _delete_database(root: Path) -> bool:
+    """Delete the folder's database; whether that could be done."""
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{root / FILE_NAME}{suffix}").unlink(missing_ok=True)
+    except OSError:
+        return False
+    return True
+
+
+def known_encoder(
+    identity: str, *, cache_dir: str | os.PathLike[str] | bool | None = None
+) -> tuple[int, tuple[str, ...]] | None:
+    """The width and modalities the cache recorded for an encoder identity.
+
+    Lets a caller that knows an encoder's identity without loading its model
+    (:func:`skhftt.embedding.encoders.registry.peek_identity`) load the model
+    only when something must be encoded.
+
+    Parameters
+    ----------
+    identity : str
+        The encoder identity.
+    cache_dir : None, False or path-like, default=None
+        The cache folder to look in, as for :func:`encode_texts`.
+
+    Returns
+    -------
+    (int, tuple of str) or None
+        ``(dim, modalities)``; None when nothing is recorded, no folder is
+        selected (``False``) or the database cannot be read.
+    """
+    query = "SELECT dim, modalities FROM encoders WHERE identity = ?"
+    try:
+        with _disk(_selected_root(cache_dir), create=False) as store:
+            row = None if store is None else store.con.execute(query, (identity,)).fetchone()
+    except sqlite3.DatabaseError:
         return None
-    return root
+    return None if row is None or row[1] is None else (row[0], tuple(row[1].split(",")))
 
 
-def _store_root(cache_dir: object, encoder: object) -> Path | None:
-    """The folder :func:`encode_texts` uses, or None for the in-process store."""
-    root = _selected_root(cache_dir)
-    if cache_dir is not None or root is None:
-        return root
-    if not getattr(encoder, "stable_identity", False):
-        return None
-    return _usable_default(root)
-
-
-def cache_info(cache_dir: str | PathLike[str] | bool | None = None) -> dict[str, dict]:
+def cache_info(cache_dir: str | os.PathLike[str] | bool | None = None) -> dict[str, dict]:
     """What the in-process store and a cache folder hold.
 
     Parameters
     ----------
     cache_dir : None, False or path-like, default=None
-        The folder to describe: ``None`` the persistent user cache
-        (:func:`default_cache_dir`), a path that folder, ``False`` none.
+        The folder to describe: ``None`` the persistent user cache, a path
+        that folder, ``False`` none.
 
     Returns
     -------
     dict
         ``{"memory": {"encoders", "texts", "bytes", "limit"}, "disk": {"path",
         "encoders", "texts", "bytes", "limit"}}``: per store, how many encoder
-        identities and texts it holds, its size in bytes and its limit.
-        ``disk["path"]`` is the folder, or None when none is selected.
+        identities and texts it holds, its size and its limit in bytes;
+        ``disk["path"]`` is the folder, or None.
 
     Examples
     --------
@@ -279,56 +420,46 @@ def cache_info(cache_dir: str | PathLike[str] | bool | None = None) -> dict[str,
     >>> sorted(info), info["disk"]["path"] is None
     (['disk', 'memory'], True)
     """
+
+    def stats(store: _Store | None, kind: str) -> dict[str, int]:
+        counts = {what: 0 if store is None else store.count(what) for what in ("encoders", "texts")}
+        return {**counts, "bytes": 0 if store is None else store.nbytes(), "limit": _limit(kind)}
+
     root = _selected_root(cache_dir)
-    with _MEMORY.lock:
-        memory = {
-            "encoders": sum(1 for space in _MEMORY.spaces.values() if space.blocks),
-            "texts": sum(len(space.index) for space in _MEMORY.spaces.values()),
-            "bytes": _MEMORY.nbytes,
-            "limit": _limit("memory"),
-        }
-    disk: dict[str, object] = {"path": None if root is None else fspath(root)}
-    encoders = texts = nbytes = 0
-    if root is not None and root.is_dir():
-        for space in _space_dirs(root):
-            encoders += 1
-            for _, size, json_path in _shard_files(space):
-                nbytes += size
-                try:
-                    texts += len(np.load(json_path.with_suffix(".npy"), mmap_mode="r"))
-                except (OSError, ValueError):
-                    continue
-    disk.update(encoders=encoders, texts=texts, bytes=nbytes, limit=_limit("disk"))
-    return {"memory": memory, "disk": disk}
+    with _MEMORY_LOCK:
+        memory = stats(_memory(), "memory")
+    with _disk(root, create=False) as store:
+        disk = stats(store, "disk")
+    return {"memory": memory, "disk": {"path": None if root is None else os.fspath(root), **disk}}
 
 
-def clear_embedding_cache(cache_dir: str | PathLike[str] | bool | None = None) -> None:
+def clear_embedding_cache(cache_dir: str | os.PathLike[str] | bool | None = None) -> None:
     """Empty the in-process store and delete the embeddings kept in a folder.
-
-    After ``clear_embedding_cache(cache_dir)``, ``encode_texts(...,
-    cache_dir=cache_dir)`` encodes every text again.
 
     Parameters
     ----------
     cache_dir : None, False or path-like, default=None
-        ``None``: also delete the persistent user cache
-        (:func:`default_cache_dir`). A path: also delete the embeddings of
-        every encoder kept under it (other files there are left alone).
-        ``False``: only forget what this process holds, files stay; the
-        next read of a folder then sees it as a new process would.
+        ``None``: also empty the persistent user cache. A path: also empty
+        the database in that folder (a damaged one is deleted; other files
+        are left alone). ``False``: only the in-process store.
     """
-    _MEMORY.clear()
-    with _DISK_LOCK:
-        _DISK_SPACES.clear()
+    with _MEMORY_LOCK:
+        for store in _MEMORY.values():
+            store.con.close()
+        _MEMORY.clear()
     root = _selected_root(cache_dir)
-    if root is None or not root.is_dir():
-        return
-    with FileLock(root / ".lock"):
-        for space_dir in _space_dirs(root):
-            shutil.rmtree(space_dir, ignore_errors=True)
-
-
-# ------------------------------------------------------------------- encoding
+    try:
+        with _disk(root, create=False) as store:
+            if store is not None:
+                with _transaction(store.con):
+                    store.con.execute("DELETE FROM texts")
+                    store.con.execute("DELETE FROM blocks")
+                    store.con.execute("DELETE FROM encoders")
+                store.con.executescript("PRAGMA incremental_vacuum")
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:  # locked, read-only: not damaged
+            raise
+        _delete_database(root)
 
 
 def encode_texts(
@@ -337,12 +468,12 @@ def encode_texts(
     *,
     batch_size: int = 256,
     show_progress: bool | None = None,
-    cache_dir: str | PathLike[str] | bool | None = None,
+    cache_dir: str | os.PathLike[str] | bool | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` with ``encoder``, reusing embeddings computed before.
 
     Only texts not cached yet reach the encoder, each distinct text once, in
-    batches of ``batch_size``: memory holds the result plus one batch.
+    batches of ``batch_size``; each batch is stored as soon as it is encoded.
 
     Parameters
     ----------
@@ -355,21 +486,31 @@ def encode_texts(
         Texts per call to ``encoder.encode_text``.
     show_progress : bool or None, default=None
         True: a progress bar over the texts being encoded. False: nothing.
-        None: report only long encodes (10,000 texts or more not cached yet,
-        or still running after 10 s) on stderr, as a progress bar on a
-        terminal and as one line with the time left otherwise;
-        ``SKHFTT_PROGRESS=off`` silences it.
+        None: report only long encodes (10,000 texts or more, or still
+        running after 10 s) on stderr; ``SKHFTT_PROGRESS=off`` silences it.
     cache_dir : None, False or path-like, default=None
-        ``None``: the persistent user cache (see :func:`default_cache_dir`)
-        for an encoder with ``stable_identity``, the in-process store for
-        others. A path: that folder, shared between processes (created if
-        missing; ``~`` is expanded). ``False``: the in-process store only.
+        ``None``: the persistent user cache (:func:`default_cache_dir`) for an
+        encoder with ``stable_identity``, the in-process store for others. A
+        path: that folder, shared between processes (created if missing); a
+        folder this process cannot write is only read, and what it lacks is
+        kept in process. ``False``: the in-process store only.
 
     Returns
     -------
     ndarray of shape (len(texts), encoder.dim), float32
-        Row ``i`` embeds ``texts[i]``. The array may share memory with the
-        cache and then is read-only: copy it before modifying it in place.
+        Row ``i`` embeds ``texts[i]``; a new array.
+
+    Raises
+    ------
+    OSError
+        The folder's database cannot be used (locked for a minute, disk full,
+        damaged and not deletable); the message names it.
+
+    Warns
+    -----
+    RuntimeWarning
+        The database was damaged (it is deleted and made again), or a
+        read-only folder lacks some texts (they are kept in this process).
 
     Examples
     --------
@@ -380,575 +521,136 @@ def encode_texts(
     >>> encode_texts(Toy(), ["a", "b", "a"]).shape
     (3, 2)
     """
-    identity, dim = _encoder_key(encoder)
-    texts = _check_texts(texts)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int; got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-    root = _store_root(cache_dir, encoder)
-    if not texts:
-        return np.empty((0, dim), dtype=np.float32)
-    if root is None:
-        return _MEMORY.encode(_Job(encoder, identity, dim, int(batch_size), show_progress), texts)
-    kept = f" (kept in {fspath(root)!r} for later runs)"
-    job = _Job(encoder, identity, dim, int(batch_size), show_progress, kept)
-    return _disk_space(root, identity, dim).encode(job, texts)
-
-
-def _encoder_key(encoder: object) -> tuple[str, int]:
-    identity = getattr(encoder, "identity", None)
-    dim = getattr(encoder, "dim", None)
-    if not isinstance(identity, str) or not identity:
-        raise TypeError(
-            f"encoder must have a non-empty str 'identity' naming its model and "
-            f"revision; {type(encoder).__name__} has identity={identity!r}."
-        )
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise TypeError(
-            f"encoder must have a positive int 'dim' (embedding width); "
-            f"{type(encoder).__name__} has dim={dim!r}."
-        )
-    return identity, int(dim)
-
-
-def _check_texts(texts: object) -> list[str]:
+    job = _Job.of(encoder, batch_size, show_progress)
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"texts must be a sequence of str, not one str: {texts!r}.")
-    result = list(texts)
-    for index, text in enumerate(result):
+    texts = list(texts)
+    for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(
                 f"texts must contain only str; item {index} is {type(text).__name__} ({text!r})."
             )
-    return result
+    root = _store_root(cache_dir, encoder)
+    out = np.empty((len(texts), job.dim), dtype=np.float32)
+    todo = np.arange(len(texts))
+    if root is not None and texts:
+        todo = _fill_from_disk(root, job, texts, out)
+    if len(todo):
+        with _MEMORY_LOCK:
+            _memory().fill(job, texts, out, todo, contextlib.nullcontext())
+    return out
+
+
+def _store_root(cache_dir: object, encoder: object) -> Path | None:
+    """The folder :func:`encode_texts` uses, or None for the in-process store."""
+    root = _selected_root(cache_dir)
+    if root is None or (cache_dir is None and not getattr(encoder, "stable_identity", False)):
+        return None
+    if cache_dir is not None and root.exists() and not root.is_dir():
+        raise ValueError(f"cache_dir={os.fspath(root)!r} exists and is not a directory.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if cache_dir is not None:
+            raise
+        warnings.warn(
+            f"The embedding cache folder {os.fspath(root)!r} cannot be used "
+            f"({type(exc).__name__}: {exc}); embeddings are kept in this process only. "
+            f"Set {CACHE_DIR_ENV} to a writable folder, or {CACHE_DIR_ENV}=off.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return root
+
+
+def _fill_from_disk(root: Path, job: _Job, texts: list[str], out: np.ndarray, *,
+                    retry: bool = True) -> np.ndarray:
+    """Fill ``out`` from the folder's database; return the positions it could not fill.
+
+    A damaged database is deleted and made again, once.
+    """
+    path = os.fspath(root / FILE_NAME)
+    digest = hashlib.sha256(job.identity.encode()).hexdigest()[:16]
+    lock = FileLock(root / f"embeddings-{digest}.lock")
+    try:
+        with _disk(root) as store:
+            todo = np.arange(len(texts))
+            if store is not None:
+                todo = store.fill(job, texts, out, todo, lock)
+    except sqlite3.DatabaseError as exc:
+        # A plain DatabaseError: not a database, or a damaged one; others are operational.
+        damaged = type(exc) is sqlite3.DatabaseError
+        if not (retry and damaged and _writable(root) and _delete_database(root)):
+            raise OSError(
+                f"The embedding cache {path!r} cannot be used ({exc}): delete that file to "
+                f"start afresh, or keep embeddings in process (cache_dir=False, "
+                f"{CACHE_DIR_ENV}=off)."
+            ) from exc
+        warnings.warn(
+            f"The embedding cache {path!r} was damaged ({exc}); it was deleted and its "
+            "texts are encoded again.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return _fill_from_disk(root, job, texts, out, retry=False)
+    if len(todo):
+        warnings.warn(
+            f"The embedding cache folder {os.fspath(root)!r} is read-only and lacks "
+            f"{len(todo):,} of these texts: they are encoded and kept in this process only.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return todo
 
 
 @dataclass
 class _Job:
-    """One call's encoder and options."""
+    """An encoder and the options of one call."""
 
     encoder: Encoder
     identity: str
     dim: int
+    modalities: str | None
     batch_size: int
     show_progress: bool | None
-    where: str = ""
 
-    def batches(self, texts: Sequence[str]) -> Iterable[tuple[int, np.ndarray]]:
+    @classmethod
+    def of(cls, encoder: Encoder, batch_size: object, show_progress: bool | None) -> _Job:
+        """Check the encoder and ``batch_size``."""
+        identity, dim = getattr(encoder, "identity", None), getattr(encoder, "dim", None)
+        if not isinstance(identity, str) or not identity:
+            raise TypeError(
+                f"encoder must have a non-empty str 'identity' naming its model and "
+                f"revision; {type(encoder).__name__} has identity={identity!r}."
+            )
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise TypeError(
+                f"encoder must have a positive int 'dim' (embedding width); "
+                f"{type(encoder).__name__} has dim={dim!r}."
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"batch_size must be an int; got {batch_size!r}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        modalities = getattr(encoder, "modalities", None)
+        return cls(encoder, identity, int(dim), None if modalities is None else ",".join(
+            modalities), int(batch_size), show_progress)
+
+    def batches(self, texts: Sequence[str], where: str) -> Iterator[tuple[int, np.ndarray]]:
         """Encode ``texts`` batch by batch; yield (start row, float32 batch)."""
-        with progress(
-            len(texts),
-            what="texts",
-            unit="text",
-            show=self.show_progress,
-            detail=f" with {self.identity!r}{self.where}",
-        ) as update:
+        detail = f" with {self.identity!r}{where}"
+        with progress(len(texts), what="texts", unit="text", show=self.show_progress,
+                      detail=detail) as update:  # fmt: skip
             for start in range(0, len(texts), self.batch_size):
                 chunk = list(texts[start : start + self.batch_size])
-                batch = self.encoder.encode_text(
-                    chunk, batch_size=self.batch_size, show_progress=False
-                )
-                yield start, self._check_batch(batch, len(chunk))
+                batch = np.asarray(self.encoder.encode_text(
+                    chunk, batch_size=self.batch_size, show_progress=False), dtype=np.float32)
+                if batch.shape != (len(chunk), self.dim):
+                    raise ValueError(
+                        f"encoder {self.identity!r} returned an array of shape {batch.shape} "
+                        f"for {len(chunk)} texts; expected ({len(chunk)}, {self.dim}), its "
+                        "declared dim."
+                    )
+                yield start, batch
                 update(len(chunk))
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode ``texts`` into one new array, batch by batch."""
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start, batch in self.batches(texts):
-            out[start : start + len(batch)] = batch
-        return out
-
-    def _check_batch(self, batch: object, n_texts: int) -> np.ndarray:
-        array = np.asarray(batch, dtype=np.float32)
-        if array.shape != (n_texts, self.dim):
-            raise ValueError(
-                f"encoder {self.identity!r} returned an array of shape "
-                f"{array.shape} for {n_texts} texts; expected ({n_texts}, "
-                f"{self.dim}), its declared dim."
-            )
-        return array
-
-
-def _assemble(
-    texts: list[str],
-    codes: np.ndarray,
-    blocks: dict[int, np.ndarray],
-) -> np.ndarray:
-    """Gather rows ``codes`` (block id << 40 | row) from ``blocks`` in order.
-
-    When every row comes, in order, from one contiguous stretch of one block,
-    return a read-only view instead of a copy.
-    """
-    block_ids = codes >> _ROW_BITS
-    rows = codes & _ROW_MASK
-    first = int(block_ids[0])
-    if (block_ids == first).all() and (np.diff(rows) == 1).all():
-        start = int(rows[0])
-        view = np.asarray(blocks[first][start : start + len(texts)])
-        view.flags.writeable = False
-        return view
-    dim = next(iter(blocks.values())).shape[1]
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    for block_id in np.unique(block_ids):
-        where = np.flatnonzero(block_ids == block_id)
-        out[where] = blocks[int(block_id)][rows[where]]
-    return out
-
-
-def _locate(index: dict[str, int], texts: list[str]) -> np.ndarray:
-    return np.fromiter((index.get(text, -1) for text in texts), np.int64, len(texts))
-
-
-def _missing(texts: list[str], codes: np.ndarray) -> list[str]:
-    return list(dict.fromkeys(texts[i] for i in np.flatnonzero(codes < 0)))
-
-
-def _point_missing(
-    codes: np.ndarray, texts: list[str], block_id: int, new_texts: list[str]
-) -> None:
-    """Point the missing entries of ``codes`` at block ``block_id`` of ``new_texts``."""
-    where = np.flatnonzero(codes < 0)
-    if len(where) == len(new_texts):  # no repeats: new_texts is texts[where], in order
-        codes[where] = (block_id << _ROW_BITS) | np.arange(len(where), dtype=np.int64)
-        return
-    rows = {text: row for row, text in enumerate(new_texts)}
-    codes[where] = [(block_id << _ROW_BITS) | rows[texts[i]] for i in where]
-
-
-# ------------------------------------------------------------ in-process store
-
-
-@dataclass
-class _Block:
-    """Embeddings of the texts encoded by one call."""
-
-    space: str
-    texts: list[str]
-    embeddings: np.ndarray
-    last_used: int
-
-
-@dataclass
-class _Space:
-    """Everything cached in process for one encoder identity."""
-
-    dim: int
-    index: dict[str, int] = field(default_factory=dict)
-    blocks: dict[int, _Block] = field(default_factory=dict)
-
-
-class _MemoryStore:
-    """The module-level in-process cache, bounded in bytes, LRU by block."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.spaces: dict[str, _Space] = {}
-        self.nbytes = 0
-        self._ids = itertools.count()
-        self._clock = itertools.count()
-
-    def encode(self, job: _Job, texts: list[str]) -> np.ndarray:
-        with self.lock:
-            space = self._space(job.identity, job.dim)
-            codes = _locate(space.index, texts)
-            new_texts = _missing(texts, codes)
-            blocks = {bid: block.embeddings for bid, block in space.blocks.items()}
-            if new_texts:
-                new = job.encode(new_texts)
-                new.flags.writeable = False
-                block_id = self._add(job.identity, space, new_texts, new)
-                blocks[block_id] = new
-                _point_missing(codes, texts, block_id, new_texts)
-            for block_id in np.unique(codes >> _ROW_BITS):
-                if int(block_id) in space.blocks:
-                    space.blocks[int(block_id)].last_used = next(self._clock)
-            return _assemble(texts, codes, blocks)
-
-    def _space(self, identity: str, dim: int) -> _Space:
-        space = self.spaces.setdefault(identity, _Space(dim))
-        if space.dim != dim:
-            raise ValueError(
-                f"The in-process cache holds embeddings of width {space.dim} for "
-                f"encoder identity {identity!r}, but the encoder now has dim {dim}: "
-                "an encoder's identity must change whenever its model changes. "
-                "Call skhftt.embedding.cache.clear_embedding_cache() to drop the old ones."
-            )
-        return space
-
-    def _add(self, identity: str, space: _Space, texts: list[str], new: np.ndarray) -> int:
-        """Store ``new`` if it fits the limit; return its block id either way."""
-        block_id = next(self._ids)
-        limit = _limit("memory")
-        if new.nbytes > limit:
-            return block_id
-        self.evict(limit - new.nbytes)
-        space.blocks[block_id] = _Block(identity, texts, new, next(self._clock))
-        for row, text in enumerate(texts):
-            space.index[text] = (block_id << _ROW_BITS) | row
-        self.nbytes += new.nbytes
-        return block_id
-
-    def clear(self) -> None:
-        """Drop everything."""
-        with self.lock:
-            self.spaces.clear()
-            self.nbytes = 0
-
-    def evict(self, budget: int) -> None:
-        """Drop least recently used blocks until at most ``budget`` bytes remain."""
-        if self.nbytes <= budget:
-            return
-        candidates = sorted(
-            (
-                (block.last_used, bid, block)
-                for space in self.spaces.values()
-                for bid, block in space.blocks.items()
-            ),
-            key=lambda item: item[0],
-        )
-        for _, block_id, block in candidates:
-            if self.nbytes <= budget:
-                break
-            space = self.spaces[block.space]
-            del space.blocks[block_id]
-            for text in block.texts:
-                if space.index.get(text, -1) >> _ROW_BITS == block_id:
-                    del space.index[text]
-            self.nbytes -= block.embeddings.nbytes
-            if not space.blocks:
-                del self.spaces[block.space]
-
-
-_MEMORY = _MemoryStore()
-
-
-# --------------------------------------------------------------- on-disk store
-
-
-def _space_name(identity: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity).strip("._")[:64]
-    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
-    return f"{slug}-{digest}"
-
-
-def _space_dirs(root: Path) -> list[Path]:
-    return [path for path in root.iterdir() if (path / "identity.json").is_file()]
-
-
-@dataclass
-class _Shard:
-    """One committed shard: texts (``<name>.json``) and embeddings (``.npy``)."""
-
-    texts: list[str]
-    embeddings: np.ndarray
-
-
-class _DiskSpace:
-    """One encoder identity's folder inside a cache directory.
-
-    Files: ``identity.json`` (identity and width), ``.lock`` (held while
-    encoding), and shards ``<name>.npy`` + ``<name>.json``. A shard is written
-    under ``tmp-`` names, then renamed: first the ``.npy``, then the ``.json``,
-    whose presence commits it. Shards are never modified; eviction and
-    compaction delete the ``.json`` first. Readers take no lock.
-    """
-
-    def __init__(self, root: Path, identity: str, dim: int) -> None:
-        self.root = root
-        self.path = root / _space_name(identity)
-        self.identity = identity
-        self.dim = dim
-        self.lock = threading.RLock()
-        self.index: dict[str, int] = {}
-        self.shards: dict[int, _Shard] = {}
-        self.names: dict[str, int] = {}
-        self._ids = itertools.count()
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._write_identity()
-
-    def _write_identity(self) -> None:
-        marker = self.path / "identity.json"
-        if marker.is_file():
-            try:
-                stored = json.loads(marker.read_text("utf-8"))
-            except (OSError, ValueError):
-                stored = None
-            if isinstance(stored, dict) and stored.get("dim") not in (None, self.dim):
-                raise ValueError(
-                    f"The cache folder {fspath(self.path)!r} holds embeddings of "
-                    f"width {stored['dim']} for encoder identity {self.identity!r}, "
-                    f"but the encoder now has dim {self.dim}: an encoder's identity "
-                    "must change whenever its model changes. Delete that folder, "
-                    "or call skhftt.embedding.cache.clear_embedding_cache(cache_dir)."
-                )
-            if isinstance(stored, dict):
-                return
-        payload = json.dumps({"identity": self.identity, "dim": self.dim}, indent=1)
-        _atomic_write(marker, payload.encode("utf-8"))
-
-    # -- reading
-
-    def refresh(self) -> None:
-        """Load shards committed by any process since the last look."""
-        committed = {
-            entry.name[: -len(".json")]
-            for entry in os.scandir(self.path)
-            if entry.name.endswith(".json")
-            and entry.name != "identity.json"
-            and not entry.name.startswith("tmp-")
-        }
-        for name in [name for name in self.names if name not in committed]:
-            self._drop(name)
-        for name in sorted(committed - self.names.keys()):
-            shard = self._load(name)
-            if shard is not None:
-                shard_id = next(self._ids)
-                self.names[name] = shard_id
-                self.shards[shard_id] = shard
-                for row, text in enumerate(shard.texts):
-                    self.index[text] = (shard_id << _ROW_BITS) | row
-
-    def _load(self, name: str) -> _Shard | None:
-        try:
-            texts = json.loads((self.path / f"{name}.json").read_text("utf-8"))
-            embeddings = np.load(self.path / f"{name}.npy", mmap_mode="r")
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            warnings.warn(
-                f"Skipping unreadable cache shard {fspath(self.path / name)!r}: "
-                f"{exc}. Its texts will be encoded again.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return None
-        if (
-            not isinstance(texts, list)
-            or embeddings.dtype != np.float32
-            or embeddings.shape != (len(texts), self.dim)
-        ):
-            warnings.warn(
-                f"Skipping cache shard {fspath(self.path / name)!r}: it does not "
-                f"hold {self.dim}-wide float32 rows matching its texts.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return None
-        return _Shard(texts, embeddings)
-
-    def _drop(self, name: str) -> None:
-        shard_id = self.names.pop(name)
-        shard = self.shards.pop(shard_id)
-        for text in shard.texts:
-            if self.index.get(text, -1) >> _ROW_BITS == shard_id:
-                del self.index[text]
-
-    def _touch(self, codes: np.ndarray) -> None:
-        """Mark the shards just read as recently used (their ``.json`` mtime)."""
-        used = {int(shard_id) for shard_id in np.unique(codes >> _ROW_BITS)}
-        for name, shard_id in self.names.items():
-            if shard_id in used:
-                try:
-                    os.utime(self.path / f"{name}.json")
-                except OSError:
-                    pass
-
-    # -- encoding
-
-    def encode(self, job: _Job, texts: list[str]) -> np.ndarray:
-        with self.lock:
-            self._ensure_folder()
-            self.refresh()
-            codes = _locate(self.index, texts)
-            blocks = self._blocks()
-            if (codes < 0).any():
-                with FileLock(self.path / ".lock"):
-                    self.refresh()
-                    codes = _locate(self.index, texts)
-                    blocks = self._blocks()
-                    new_texts = _missing(texts, codes)
-                    if new_texts:
-                        fresh_id = next(self._ids)
-                        blocks[fresh_id] = self._encode_missing(job, new_texts)
-                        _point_missing(codes, texts, fresh_id, new_texts)
-            self._touch(codes)
-            return _assemble(texts, codes, blocks)
-
-    def _blocks(self) -> dict[int, np.ndarray]:
-        return {shard_id: shard.embeddings for shard_id, shard in self.shards.items()}
-
-    def _ensure_folder(self) -> None:
-        """Recreate the folder if it was cleared since this process last looked."""
-        if not (self.path / "identity.json").is_file():
-            for name in list(self.names):
-                self._drop(name)
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._write_identity()
-
-    def _encode_missing(self, job: _Job, new_texts: list[str]) -> np.ndarray:
-        """Encode ``new_texts`` into a new shard; return its embeddings.
-
-        The shard is streamed to disk batch by batch and returned memory-mapped.
-        When it alone would exceed the disk limit it is kept in memory instead.
-        """
-        payload = json.dumps(new_texts).encode("utf-8")
-        header = {
-            "descr": "<f4",
-            "fortran_order": False,
-            "shape": (len(new_texts), job.dim),
-        }
-        limit = _limit("disk")
-        if len(payload) + len(new_texts) * job.dim * 4 > limit:
-            return job.encode(new_texts)
-        name = uuid.uuid4().hex
-        tmp_npy = self.path / f"tmp-{name}.npy"
-        tmp_json = self.path / f"tmp-{name}.json.part"
-        try:
-            with open(tmp_npy, "wb") as handle:
-                np.lib.format.write_array_header_1_0(handle, header)
-                for _, batch in job.batches(new_texts):
-                    handle.write(np.ascontiguousarray(batch, dtype="<f4").tobytes())
-            tmp_json.write_bytes(payload)
-            return _commit(self.root, self.path, name, limit)
-        finally:
-            tmp_npy.unlink(missing_ok=True)
-            tmp_json.unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary name, then rename it to ``path``."""
-    target = path.with_name(f"tmp-{uuid.uuid4().hex}-{path.name}.part")
-    with open(target, "wb") as handle:
-        handle.write(payload)
-    os.replace(target, path)
-
-
-def _commit(root: Path, space: Path, name: str, limit: int) -> np.ndarray:
-    """Publish shard ``name`` of ``space``, then bound the whole cache folder.
-
-    Returns the new shard's embeddings, memory-mapped.
-    """
-    npy, json_path = space / f"{name}.npy", space / f"{name}.json"
-    with FileLock(root / ".lock"):
-        os.replace(space / f"tmp-{name}.npy", npy)
-        os.replace(space / f"tmp-{name}.json.part", json_path)
-        embeddings = np.load(npy, mmap_mode="r")
-        _compact(space, keep=json_path)
-        _evict(root, limit, keep=json_path)
-    return embeddings
-
-
-def _shard_files(space: Path) -> list[tuple[float, int, Path]]:
-    """(last use, bytes, ``.json`` path) of every committed shard in ``space``."""
-    shards = []
-    for entry in os.scandir(space):
-        if (
-            entry.name.endswith(".json")
-            and entry.name != "identity.json"
-            and not entry.name.startswith("tmp-")
-        ):
-            json_path = Path(entry.path)
-            try:
-                npy_size = json_path.with_suffix(".npy").stat().st_size
-                info = entry.stat()
-                shards.append((info.st_mtime, info.st_size + npy_size, json_path))
-            except FileNotFoundError:
-                continue
-    return shards
-
-
-def _delete_shard(json_path: Path) -> None:
-    for path in (json_path, json_path.with_suffix(".npy")):
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            continue
-
-
-def _is_stale_leftover(entry: os.DirEntry[str], space: Path, now: float) -> bool:
-    """A temporary file or uncommitted ``.npy`` untouched for an hour."""
-    orphan = (
-        entry.name.endswith(".npy") and not (space / f"{entry.name[: -len('.npy')]}.json").exists()
-    )
-    if not (orphan or entry.name.startswith("tmp-")):
-        return False
-    try:
-        return now - entry.stat().st_mtime > STALE_SECONDS
-    except FileNotFoundError:
-        return False
-
-
-def _evict(root: Path, limit: int, *, keep: Path) -> None:
-    """Delete least recently used shards until ``root`` holds at most ``limit``."""
-    now = time.time()
-    shards = []
-    for space in _space_dirs(root):
-        for entry in os.scandir(space):
-            if _is_stale_leftover(entry, space, now):
-                Path(entry.path).unlink(missing_ok=True)
-        shards.extend(_shard_files(space))
-    total = sum(size for _, size, _ in shards)
-    for _, size, json_path in sorted(shards, key=lambda shard: shard[0]):
-        if total <= limit:
-            break
-        if json_path == keep:
-            continue
-        _delete_shard(json_path)
-        total -= size
-
-
-def _compact(space: Path, *, keep: Path) -> None:
-    """Merge the smallest shards when ``space`` holds more than ``MAX_SHARDS``."""
-    shards = sorted(
-        (shard for shard in _shard_files(space) if shard[2] != keep),
-        key=lambda shard: shard[1],
-    )
-    if len(shards) < MAX_SHARDS:
-        return
-    merge = [json_path for _, _, json_path in shards[: len(shards) - MAX_SHARDS // 2]]
-    texts: list[str] = []
-    arrays = []
-    merged = []
-    for json_path in merge:
-        try:
-            shard_texts = json.loads(json_path.read_text("utf-8"))
-            array = np.load(json_path.with_suffix(".npy"), mmap_mode="r")
-        except (OSError, ValueError):
-            continue
-        if array.ndim == 2 and len(array) == len(shard_texts):
-            texts.extend(shard_texts)
-            arrays.append(array)
-            merged.append(json_path)
-    if not arrays:
-        return
-    name = uuid.uuid4().hex
-    tmp_npy = space / f"tmp-{name}.npy"
-    width = arrays[0].shape[1]
-    header = {"descr": "<f4", "fortran_order": False, "shape": (len(texts), width)}
-    with open(tmp_npy, "wb") as handle:
-        np.lib.format.write_array_header_1_0(handle, header)
-        for array in arrays:
-            handle.write(np.ascontiguousarray(array, dtype="<f4").tobytes())
-    os.replace(tmp_npy, space / f"{name}.npy")
-    payload = json.dumps(texts).encode("utf-8")
-    _atomic_write(space / f"{name}.json", payload)
-    for json_path in merged:
-        _delete_shard(json_path)
-
-
-_DISK_LOCK = threading.Lock()
-_DISK_SPACES: dict[Path, _DiskSpace] = {}
-
-
-def _disk_space(root: Path, identity: str, dim: int) -> _DiskSpace:
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"cache_dir={fspath(root)!r} exists and is not a directory.")
-    root.mkdir(parents=True, exist_ok=True)
-    key = root.resolve() / _space_name(identity)
-    with _DISK_LOCK:
-        space = _DISK_SPACES.get(key)
-        if space is None or space.dim != dim or not space.path.is_dir():
-            space = _DiskSpace(root.resolve(), identity, dim)
-            _DISK_SPACES[key] = space
-        return space

@@ -12,17 +12,24 @@ scoring, refuses an encoder of another space.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from skhftt.embedding.cache import known_encoder
 from skhftt.embedding.encoders.base import Encoder
-from skhftt.embedding.encoders.registry import PRECOMPUTED, resolve_encoder, split_spec
+from skhftt.embedding.encoders.registry import (
+    PRECOMPUTED,
+    peek_identity,
+    resolve_encoder,
+    split_spec,
+)
 from skhftt.embedding.inputs import Texts, to_embeddings
 
 if TYPE_CHECKING:
@@ -120,39 +127,76 @@ def spec_kind(spec: str | None) -> Literal["precomputed", "local", "hub", "objec
 def embeds_images(encoder: Encoder) -> bool:
     """Whether ``encoder`` has an image tower.
 
-    An encoder (or the model it wraps, as sentence-transformers models do)
-    may declare ``modalities``, a collection of ``"text"``, ``"image"``, ...;
-    without that declaration it is assumed to embed images.
+    An encoder (or else the model it wraps, as sentence-transformers models
+    do) may declare ``modalities``, a collection of ``"text"``, ``"image"``,
+    ...; without that declaration it is assumed to embed images.
     """
-    for source in (encoder, getattr(encoder, "model", None)):
-        modalities = getattr(source, "modalities", None)
-        if modalities is not None:
-            return "image" in modalities
-    return True
+    modalities = getattr(encoder, "modalities", None)
+    if modalities is None:
+        modalities = getattr(getattr(encoder, "model", None), "modalities", None)
+    return modalities is None or "image" in modalities
 
 
-class _TextOnlyEncoder:
-    """A text-only encoder that refuses images with an error naming it."""
+class _LazyEncoder:
+    """An encoder whose identity, width and modalities are known before its model loads.
 
-    def __init__(self, encoder: Encoder) -> None:
-        self.encoder = encoder
-        self.identity = encoder.identity
-        self.dim = encoder.dim
-        self.modalities = ("text",)
+    The model is loaded (``load()``) on the first call that needs it; a
+    text-only model refuses images with an error that names it. It pickles
+    as its loader (unloaded) or as its model (loaded).
+    """
+
+    def __init__(
+        self, identity: str, dim: int, modalities: tuple[str, ...],
+        load: Callable[[], Encoder] | None, *, stable_identity: bool = True,
+    ) -> None:
+        self.identity = identity
+        self.dim = dim
+        self.modalities = modalities
         # The persistent cache keeps embeddings only of encoders that vouch for them.
-        self.stable_identity = getattr(encoder, "stable_identity", False)
+        self.stable_identity = stable_identity
+        self._load = load
+        self._model: Encoder | None = None
+
+    @classmethod
+    def of(cls, encoder: Encoder) -> _LazyEncoder:
+        """Wrap an encoder already at hand."""
+        modalities = ("text", "image") if embeds_images(encoder) else ("text",)
+        lazy = cls(str(encoder.identity), int(encoder.dim), modalities, None,
+                   stable_identity=bool(getattr(encoder, "stable_identity", False)))
+        lazy._model = encoder
+        return lazy
+
+    def _encoder(self) -> Encoder:
+        if self._model is None:
+            encoder = self._load()
+            if str(encoder.identity) != self.identity:
+                raise ValueError(
+                    f"encoder {self.identity!r} loads as {encoder.identity!r}: its model "
+                    "files changed while in use."
+                )
+            self._model = encoder
+        return self._model
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (pixel_transform, encode_pixels, model, ...) is the model's.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._encoder(), name)
 
     def encode_text(
         self, texts: Sequence[str], *, batch_size: int = 256, show_progress: bool = False
     ) -> np.ndarray:
-        return self.encoder.encode_text(texts, batch_size=batch_size, show_progress=show_progress)
+        return self._encoder().encode_text(texts, batch_size=batch_size,
+                                           show_progress=show_progress)
 
     def encode_image(self, images: Sequence[Any], **kwargs: Any) -> np.ndarray:
-        raise ValueError(
-            f"encoder {self.identity!r} embeds texts only (it has no image tower), so it "
-            "cannot embed images: fit the detector with a joint text-image model (CLIP, "
-            "SigLIP), or pass precomputed image embeddings."
-        )
+        if "image" not in self.modalities:
+            raise ValueError(
+                f"encoder {self.identity!r} embeds texts only (it has no image tower), so it "
+                "cannot embed images: fit the detector with a joint text-image model (CLIP, "
+                "SigLIP), or pass precomputed image embeddings."
+            )
+        return self._encoder().encode_image(images, **kwargs)
 
 
 def _suffix_of(path: str, ending: str) -> bool:
@@ -214,6 +258,7 @@ class Embedder:
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.show_progress = show_progress
+        self._loaded: Encoder | Literal[False] | None = None
 
     @staticmethod
     def _spec_for_scoring(encoder: object, fitted_spec: str | None) -> object:
@@ -228,15 +273,38 @@ class Embedder:
         return fitted_spec
 
     def load(self) -> Encoder | None:
-        """The encoder (a named model is loaded once per process and device).
+        """The encoder; a named model is loaded only when something must be encoded.
+
+        A named model whose identity is known without loading it
+        (:func:`~skhftt.embedding.encoders.registry.peek_identity`) and whose
+        width the text-embedding cache recorded comes back unloaded: a fit
+        whose texts are all cached never loads it. Otherwise the model is
+        loaded, once per process and device.
 
         Returns
         -------
         Encoder or None
-            None for ``encoder="precomputed"``.
+            None for ``encoder="precomputed"``. An encoder without an image
+            tower refuses images with a ValueError that names it.
         """
-        return resolve_encoder(self.encoder, device=self.device,
-                               show_progress=bool(self.show_progress))
+        if self._loaded is None:
+            self._loaded = self._resolve()
+        return self._loaded or None
+
+    def _resolve(self) -> Encoder | Literal[False]:
+        spec = self.encoder
+        if not isinstance(spec, (str, os.PathLike)):
+            return _LazyEncoder.of(resolve_encoder(spec))
+        if os.fspath(spec) == PRECOMPUTED:
+            return False
+        load = functools.partial(resolve_encoder, spec, device=self.device,
+                                 show_progress=bool(self.show_progress))
+        identity = peek_identity(spec)
+        known = None if identity is None else known_encoder(identity, cache_dir=self.cache_dir)
+        if known is None:
+            return _LazyEncoder.of(load())
+        dim, modalities = known
+        return _LazyEncoder(identity, dim, modalities, load)
 
     def torch_device(self) -> torch.device:
         """The resolved ``device``.
@@ -307,7 +375,7 @@ class Embedder:
                 f"encoder {identity!r} embeds into width {encoder.dim}, but the detector "
                 f"works in width {space.dim}."
             )
-        return encoder if embeds_images(encoder) else _TextOnlyEncoder(encoder)
+        return encoder
 
     def embed(
         self,
@@ -333,12 +401,7 @@ class Embedder:
         -------
         ndarray of shape (n_samples, dim), float32
         """
-        if space is None:
-            encoder = self.load()
-            if encoder is not None and not embeds_images(encoder):
-                encoder = _TextOnlyEncoder(encoder)
-        else:
-            encoder = self.checked(space)
+        encoder = self.load() if space is None else self.checked(space)
         return to_embeddings(
             X,
             encoder=encoder,

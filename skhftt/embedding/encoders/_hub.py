@@ -27,6 +27,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[\w./-]+)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 1 << 20
 _SHOW_LOADING = contextvars.ContextVar("skhftt_show_loading", default=False)
+_DIGESTS: dict[Path, tuple[list[tuple[Path, int, int]], str]] = {}
 
 
 class EncoderUnavailableError(OSError):
@@ -168,15 +169,21 @@ def directory_digest(path: str | os.PathLike[str]) -> str:
     Hidden files and folders (``.git``, ``.cache``) are skipped. The digest
     changes whenever a weight, config or tokenizer file changes, and does not
     depend on where the directory lives. Reading a 600 MB checkpoint takes
-    well under a second from a warm disk cache.
+    well under a second from a warm disk cache; a process reads it again
+    only when a file's size or modification time changed.
     """
     root = Path(path)
-    digest = hashlib.sha256()
     files = sorted(
         file
         for file in root.rglob("*")
         if file.is_file() and not any(part.startswith(".") for part in file.relative_to(root).parts)
     )
+    stamp = [(file, info.st_size, info.st_mtime_ns) for file, info in zip(
+        files, map(os.stat, files), strict=True)]
+    known = _DIGESTS.get(root.resolve())
+    if known is not None and known[0] == stamp:
+        return known[1]
+    digest = hashlib.sha256()
     for file in files:
         digest.update(file.relative_to(root).as_posix().encode())
         digest.update(b"\0")
@@ -184,7 +191,41 @@ def directory_digest(path: str | os.PathLike[str]) -> str:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
         digest.update(b"\0")
+    _DIGESTS[root.resolve()] = (stamp, digest.hexdigest())
     return digest.hexdigest()
+
+
+def split_revision(name: str) -> tuple[str, str | None]:
+    """Split ``"<model>@<revision>"`` into (model, revision); an existing path keeps its "@"."""
+    if "@" in name and not Path(name).expanduser().exists():
+        model, revision = name.rsplit("@", 1)
+        return model, revision
+    return name, None
+
+
+def pretrained_identity(backend: str, spec: str) -> str | None:
+    """The identity of the model :func:`load_pretrained` would load, found without loading it.
+
+    Returns
+    -------
+    str or None
+        ``"<backend>:<directory name>@sha256:<16 hex>"`` for a model
+        directory, ``"<backend>:<hub id>@<commit>"`` for a Hub id whose
+        snapshot is in the local cache (or pinned to a commit); None when
+        only loading can tell (a Hub id not cached, a directory whose digest
+        is not the revision asked for).
+    """
+    name, revision = split_revision(spec)
+    directory = Path(name).expanduser()
+    if directory.is_dir():
+        digest = f"sha256:{directory_digest(directory)[:16]}"
+        if revision not in (None, digest):
+            return None
+        return f"{backend}:{directory.resolve().name}@{digest}"
+    if looks_like_path(name) or not HUB_ID.match(spec):
+        return None
+    commit = cached_commit(name, revision=revision)
+    return None if commit is None else f"{backend}:{name}@{commit}"
 
 
 def looks_like_path(spec: str) -> bool:

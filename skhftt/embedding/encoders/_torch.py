@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from skhftt.embedding.encoders._hub import split_revision
+
 if TYPE_CHECKING:
     import torch
 
@@ -188,8 +190,8 @@ class TorchEncoder:
         from skhftt.embedding.device import resolve_device
 
         name = str(name)
-        if revision is None and "@" in name and not Path(name).expanduser().exists():
-            name, revision = name.rsplit("@", 1)
+        if revision is None:
+            name, revision = split_revision(name)
         directory = Path(name).expanduser()
         if directory.is_dir():
             name = str(directory.resolve())

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skhftt.embedding.encoders._hub import loading_progress
+from skhftt.embedding.encoders._hub import loading_progress, pretrained_identity
 from skhftt.embedding.encoders._torch import clear_model_cache, loaded_models
 from skhftt.embedding.encoders.base import Encoder
 
@@ -45,6 +45,7 @@ __all__ = [
     "known_forms",
     "list_backends",
     "loaded_models",
+    "peek_identity",
     "resolve_encoder",
     "split_spec",
 ]
@@ -229,3 +230,31 @@ def resolve_encoder(
                 encoder = getattr(module, factory)(rest, device)
             _ENCODERS[key] = encoder
         return encoder
+
+
+def peek_identity(spec: str | os.PathLike[str]) -> str | None:
+    """The identity :func:`resolve_encoder` would give ``spec``, found without loading the model.
+
+    A model directory is identified by a digest of its files, a Hugging Face
+    id by the commit of its snapshot in the local cache; neither needs the
+    model's library or weights. So a caller whose texts are all cached under
+    that identity never loads the model.
+
+    Parameters
+    ----------
+    spec : str or path-like
+        A spec string (see the module docs) other than ``"precomputed"``.
+
+    Returns
+    -------
+    str or None
+        The identity, or None when only loading the model can tell it
+        (open_clip specs, a Hub id not in the local cache).
+
+    Raises
+    ------
+    ValueError
+        Unknown backend or empty spec.
+    """
+    backend, rest = split_spec(os.fspath(spec))
+    return None if backend == "open_clip" else pretrained_identity(backend, rest)
