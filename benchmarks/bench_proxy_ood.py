@@ -32,6 +32,11 @@ Data: WordNet 3.0, whose synset offsets are the ImageNet WordNet ids.
   Each set is a seeded sample of at most ``--per-set`` definitions.
 * Task: the 1000 ImageNet class names.
 
+Neither job tests on a synset that the task's own words name outside the
+in-distribution side (a noun with a task item as a lemma, e.g. the tool
+sense of "knife" or the plant "corn", and its hyponyms): the task text
+matches it, yet it would count as out.
+
 **Remove job** (``--jobs concept``; the task describes what must go): a
 small concept given by a handful of texts -- weapons: "weapon", "gun",
 "firearm", "rifle", "knife", "sword", "bomb", "explosive device". Unwanted
@@ -226,6 +231,24 @@ def adjective_definitions(wordnet: Path, words: list[str]) -> list[str]:
     return [adjectives[first_sense[word]][0] for word in words if word in first_sense]
 
 
+def named_synsets(wordnet: Path, names: list[str],
+                  children: dict[str, list[str]]) -> set[str]:
+    """Every noun synset that has one of ``names`` as a lemma, and its hyponyms.
+
+    A test text that the task's own words name (the tool sense of the task
+    item "knife", the plant "corn" beside the ImageNet class "corn") is
+    neither clearly in nor clearly out: the test sets leave them out.
+    """
+    wanted = {name.lower().replace(" ", "_") for name in names}
+    found = set()
+    with (wordnet / "index.noun").open(encoding="utf-8") as lines:
+        for line in lines:
+            fields = line.split()
+            if not line.startswith(" ") and fields[0] in wanted:
+                found.update(fields[-int(fields[2]):])
+    return found.union(*(closure(offset, children) for offset in found))
+
+
 def build_sets(wordnet: Path, per_set: int) -> tuple[list[str], dict[str, list[str]]]:
     """The in-distribution definitions and the four OOD sets of definitions."""
     nouns = read_synsets(wordnet / "data.noun")
@@ -235,7 +258,7 @@ def build_sets(wordnet: Path, per_set: int) -> tuple[list[str], dict[str, list[s
         for hypernym in hypernyms:
             children[hypernym].append(offset)
     ids = [wnid[1:] for wnid in imagenet_classes().wnids]
-    excluded = set(ids)
+    excluded = set(ids) | named_synsets(wordnet, imagenet_classes().names, children)
     for offset in ids:
         excluded |= closure(offset, parents) | closure(offset, children)
     in_set = [nouns[offset][0] for offset in ids]
@@ -262,14 +285,16 @@ def build_concept_sets(wordnet: Path, per_set: int) -> tuple[list[str], dict[str
         for hypernym in hypernyms:
             children[hypernym].append(offset)
     unwanted = set(CONCEPT_ROOTS).union(*(closure(root, children) for root in CONCEPT_ROOTS))
+    named = named_synsets(wordnet, CONCEPT_ITEMS, children) - unwanted
     tools = (closure(NEAR_ROOT, children) | {NEAR_ROOT}) - unwanted
     in_set = list(dict.fromkeys(nouns[offset][0] for offset in sorted(unwanted)))
-    near = [text for text in dict.fromkeys(nouns[offset][0] for offset in sorted(tools))
+    near = [text for text in dict.fromkeys(nouns[offset][0] for offset in sorted(tools - named))
             if text not in in_set]
     others = sorted(set(nouns) - unwanted - tools)
     picks = sorted(np.random.default_rng(0).choice(len(others), int(1.5 * per_set),
                                                    replace=False))
-    innocuous = [text for text in dict.fromkeys(nouns[others[i]][0] for i in picks)
+    innocuous = [text for text in dict.fromkeys(nouns[others[i]][0] for i in picks
+                                                if others[i] not in named)
                  if text not in in_set and text not in near][:per_set]
     return in_set, {"Innocuous": innocuous, "Tools": near}
 
