@@ -17,7 +17,7 @@ import ast
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,18 +73,22 @@ def method_parameter(value: str) -> tuple[str, str, object]:
 
 
 def add_protocol_arguments(
-    parser: argparse.ArgumentParser, *, image_methods: bool = False
+    parser: argparse.ArgumentParser,
+    *,
+    image_methods: bool = False,
+    methods: Sequence[str] = TEXT_METHODS,
 ) -> None:
     """Options every OOD benchmark shares: seeds, methods, NegLabel, output.
 
     With ``image_methods`` the methods fitted on in-distribution images
     (MSP, Mahalanobis, KNN) can be chosen too, and ``--methods`` defaults to
-    None: the script then picks every method its data allow.
+    None: the script then picks every method its data allow. Otherwise
+    ``methods`` are the choices of ``--methods`` and its default.
     """
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
     parser.add_argument(
-        "--methods", nargs="+", choices=METHODS if image_methods else TEXT_METHODS,
-        default=None if image_methods else list(TEXT_METHODS),
+        "--methods", nargs="+", choices=METHODS if image_methods else methods,
+        default=None if image_methods else list(methods),
         help="methods to run (default: all that the data allow)",
     )
     parser.add_argument("--device", default="auto", help="encoder and HFTT training device")
@@ -108,7 +112,8 @@ def make_detectors(
     """The compared detectors, unfitted, all on precomputed embeddings.
 
     ``defaults`` (method -> parameters) is applied first, then the
-    ``--set`` overrides, which win.
+    ``--set`` overrides, which win. Names of ``args.methods`` that are not
+    protocol methods are the caller's to build, and left out here.
     """
     detectors = {
         "HFTT": HFTTDetector(encoder="precomputed", device=args.device),
@@ -126,7 +131,7 @@ def make_detectors(
         detectors[method].set_params(**parameters)
     for method, parameter, value in args.overrides:
         detectors[method].set_params(**{parameter: value})
-    return {name: detectors[name] for name in args.methods}
+    return {name: detectors[name] for name in args.methods if name in detectors}
 
 
 def embed_task(
@@ -153,7 +158,7 @@ def run(
     ood_sets: dict[str, np.ndarray],
     seeds: int,
     id_images: tuple[np.ndarray, np.ndarray] | None = None,
-    diagnose: Callable[[str, object], dict[str, float]] | None = None,
+    tasks: Mapping[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, dict]:
     """Fit every detector per seed and evaluate it on every OOD set.
 
@@ -170,9 +175,9 @@ def run(
     id_images : (embeddings, class labels), optional
         In-distribution fitting images for the methods of ``IMAGE_METHODS``;
         never the ones of ``in_set``.
-    diagnose : callable, optional
-        ``diagnose(name, fitted_detector) -> {key: value}``, called after each
-        fit; the values are kept per seed under ``"diagnostics"``.
+    tasks : dict, optional
+        Method name -> task prompt embeddings, for the methods whose
+        reference prompts the task its own way; the others get ``task``.
 
     Returns
     -------
@@ -186,9 +191,9 @@ def run(
         uses_id_images = name in IMAGE_METHODS
         if uses_id_images and id_images is None:
             raise ValueError(f"{name} is fitted on in-distribution images, but none were given.")
-        fit_args = id_images if uses_id_images else (world, task)
+        fit_args = id_images if uses_id_images else (world, (tasks or {}).get(name, task))
         seeded = "random_state" in detector.get_params()
-        fit_seconds, rows, notes = [], {dataset: [] for dataset in ood_sets}, []
+        fit_seconds, rows = [], {dataset: [] for dataset in ood_sets}
         for seed in range(seeds if seeded else 1):
             model = clone(detector).set_params(random_state=seed) if seeded else clone(detector)
             started = time.perf_counter()
@@ -197,13 +202,11 @@ def run(
             scores_in = model.decision_function(in_set)
             for dataset, embeddings in ood_sets.items():
                 rows[dataset].append(_metrics(scores_in, model.decision_function(embeddings)))
-            notes.append(diagnose(name, model) if diagnose is not None else {})
-            log(f"{name} seed {seed}: fit {fit_seconds[-1]:.2f} s {notes[-1] or ''}")
+            log(f"{name} seed {seed}: fit {fit_seconds[-1]:.2f} s")
         if not seeded:  # deterministic: the same row for every seed
             rows = {dataset: found * seeds for dataset, found in rows.items()}
         results[name] = {
             "fit_seconds": fit_seconds, "uses_id_images": uses_id_images, "metrics": rows,
-            "diagnostics": notes,
         }
     return results
 
@@ -264,20 +267,36 @@ def external_result(
     return {"fit_seconds": [], "uses_id_images": uses_id_images, "metrics": metrics}
 
 
+def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
 def _cell(values: Sequence[float]) -> str:
     """Mean ± sample standard deviation, in %."""
-    values = 100 * np.asarray(values)
-    spread = values.std(ddof=1) if values.size > 1 else 0.0
-    return f"{values.mean():.2f}±{spread:.2f}"
+    mean, spread = mean_and_spread(100 * np.asarray(values))
+    return f"{mean:.2f}±{spread:.2f}"
 
 
-def format_table(results: dict[str, dict], datasets: Sequence[str]) -> str:
+def seed_averages(result: dict, datasets: Sequence[str], key: str = "fpr95") -> np.ndarray:
+    """Per seed, the mean of ``key`` over ``datasets`` (a row of ``run``'s result)."""
+    rows = result["metrics"]
+    return np.mean([[row[key] for row in rows[dataset]] for dataset in datasets], axis=0)
+
+
+def format_table(
+    results: dict[str, dict],
+    datasets: Sequence[str],
+    averaged: Sequence[str] | None = None,
+) -> str:
     """A Markdown table in the papers' layout: FPR95 and AUROC per dataset, in %.
 
     Rows are methods; every dataset has an FPR95 (lower is better) and an
     AUROC (higher is better) column, as mean ± std over seeds; "Average"
-    averages the datasets within each seed first. Methods that used
-    in-distribution images carry ``ID_MARK``, explained below the table.
+    averages the datasets of ``averaged`` (default: all) within each seed
+    first. Methods that used in-distribution images carry ``ID_MARK``,
+    explained below the table.
     """
     header = ["Method"]
     for dataset in [*datasets, AVERAGE]:
@@ -290,8 +309,7 @@ def format_table(results: dict[str, dict], datasets: Sequence[str]) -> str:
             cells += [_cell([row["fpr95"] for row in rows[dataset]]),
                       _cell([row["auroc"] for row in rows[dataset]])]
         for key in ("fpr95", "auroc"):
-            per_seed = np.mean([[row[key] for row in rows[d]] for d in datasets], axis=0)
-            cells.append(_cell(per_seed))
+            cells.append(_cell(seed_averages(result, averaged or datasets, key)))
         lines.append("| " + " | ".join(cells) + " |")
     if any(result.get("uses_id_images") for result in results.values()):
         lines += ["", f"{ID_MARK} used in-distribution images; the other rows used none."]

