@@ -24,13 +24,13 @@ import numpy as np
 from sklearn.base import clone
 
 from skhftt import HFTTDetector
-from skhftt.detectors.image_fitted import KNNDetector, MahalanobisDetector, MSPDetector
-from skhftt.detectors.zero_shot import (
+from skhftt.detectors import (
     EnergyDetector,
     MaxLogitDetector,
     MCMDetector,
     NegLabelDetector,
 )
+from skhftt.detectors.image_fitted import KNNDetector, MahalanobisDetector, MSPDetector
 from skhftt.embedding.cache import encode_texts
 from skhftt.evaluation.metrics import ood_metrics
 

@@ -105,19 +105,17 @@ from _ood_protocol import (
 from joblib import Memory
 
 from skhftt.corpora import (
+    CSP_NOUN_TEMPLATES,
+    NEGLABEL_NOUN_TEMPLATE,
+    csp_pool,
     imagenet_classes,
     imagenet_task,
     imagenet_templates,
     load_world_corpus,
+    neglabel_pool,
     templated_task,
 )
 from skhftt.detectors import CSPDetector, HFTTDetector, HFTTEnsembleDetector, hftt
-from skhftt.detectors.zero_shot import (
-    CSP_NOUN_TEMPLATES,
-    NEGLABEL_NOUN_TEMPLATE,
-    csp_pool,
-    neglabel_pool,
-)
 from skhftt.embedding.cache import encode_texts
 from skhftt.embedding.encoders import resolve_encoder
 from skhftt.evaluation import ensemble_grid, select_detector

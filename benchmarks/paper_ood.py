@@ -3,7 +3,7 @@
 In-distribution: ImageNet-1k validation images, task = the 1000 class names
 with the 80 CLIP templates. Out-of-distribution: one folder per dataset
 (iNaturalist, SUN, Places, Texture, optionally NINCO), searched recursively
-for images. HFTT, the zero-shot baselines of :mod:`skhftt.detectors.zero_shot` and the
+for images. HFTT, the zero-shot baselines of :mod:`skhftt.detectors.similarity` and the
 baselines fitted on in-distribution images of :mod:`skhftt.detectors.image_fitted`
 (MSP, Mahalanobis, KNN; marked † in the table) are run over ``--seeds``
 seeds; the table (mean ± std, in %) has the papers' layout.

@@ -8,7 +8,7 @@ temperature chosen from the texts alone (held-out phrasings and texts, never
 images). ``--keep`` turns it into a keep job instead: images that do *not*
 match are removed, with :class:`~skhftt.detectors.CSPDetector`, the best
 published detector for that job (it embeds a pool of 491,924 short prompts
-once: about two hours on two CPU cores, minutes on a GPU; cached).
+once: about two hours on two CPU cores, by estimate minutes on a GPU; cached).
 
 Run it as is (the default CLIP, ``openai/clip-vit-base-patch16``, downloads on
 first use; without ``--images`` the scikit-learn and scikit-image sample

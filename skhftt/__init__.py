@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from skhftt.detectors.hftt import HFTTDetector
     from skhftt.space.head import HFTTHead
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["HFTTDetector", "HFTTEnsembleDetector", "HFTTHead", "__version__", "show_versions"]
 

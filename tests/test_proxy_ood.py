@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skhftt.corpora import imagenet_templates
-from skhftt.detectors.zero_shot import CSP_NOUN_TEMPLATES
+from skhftt.corpora import CSP_NOUN_TEMPLATES, imagenet_templates
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_proxy_ood.py"
 
