@@ -20,7 +20,9 @@ threads: the steadier figure where other jobs share the CPUs). The first run fil
 cache folder (all-MiniLM-L6-v2 encodes the whole corpus in about 7 minutes
 on 2 CPU cores); point ``--cache-dir`` at the same folder to reuse it. To
 compare two versions of skhftt, run the script with each on ``PYTHONPATH``,
-each with a cache folder in its own format, one after the other.
+each with a cache folder in its own format, one after the other, from a
+folder outside the checkout (the timed processes put their working folder
+first on ``sys.path``, so in the repository root they import its skhftt).
 """
 
 from __future__ import annotations
