@@ -283,3 +283,27 @@ def test_info_of_detectors_fitted_with_an_encoder_object(tmp_path, capsys):
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert lines["encoder"].strip() == (
         "none saved: fitted with an encoder object; give the model with --encoder")
+
+
+class _Payload:
+    """A pickle that, once loaded, creates the file ``path`` (as hostile code could)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("name", ["evil.bin", "evil.joblib", "evil.pkl"])
+def test_info_never_runs_a_pickle(tmp_path, name):
+    import pickle
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / name
+    evil.write_bytes(pickle.dumps(_Payload(str(marker))))
+    done = _skhftt("info", evil)
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()  # nothing in the file ran
+    assert "joblib/pickle: not opened" in done.stdout
+    assert "io.open" in done.stdout  # what loading it would call, named
