@@ -253,8 +253,8 @@ def _say_cost(kind: str, encoder: str) -> None:
     if kind == "csp" and encoder != PRECOMPUTED:
         hours = CSP_POOL_PROMPTS / CPU_TEXTS_PER_SECOND / 3600
         print(f"CSP embeds its reference pool once: {CSP_POOL_PROMPTS:,} short prompts, "
-              f"about {hours:.1f} h on two CPU cores with CLIP ViT-B/16's text tower (a GPU "
-              "takes minutes); they are cached, so later fits with this encoder take "
+              f"about {hours:.1f} h on two CPU cores with CLIP ViT-B/16's text tower (on a "
+              "GPU, by estimate, minutes); they are cached, so later fits with this encoder take "
               "seconds. The progress line shows the rate and the time left.", flush=True)
 
 
