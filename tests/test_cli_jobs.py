@@ -201,3 +201,37 @@ def _rewrite_as_0_2(source, target):
     config.update(format_version=2, skhftt_version="0.2.0")
     del config["params"]["unwanted"], config["fitted"]["training_digests_"]
     save_file(tensors, str(target), metadata={"skhftt": json.dumps(config)})
+
+
+def test_filter_and_review_refuse_scores_they_cannot_read_as_one(tmp_path, data, capsys):
+    """Scores of two jobs in one folder, a side for several detectors, a concept of one."""
+    import shutil
+
+    keep, remove = tmp_path / "keep.safetensors", tmp_path / "remove.safetensors"
+    assert _fit(data, keep, "keep", "--detector", "hftt") == 0
+    assert _fit(data, remove, "remove", "--detector", "hftt") == 0
+    for name, detectors in (("k", [keep]), ("r", [remove]),
+                            ("c", ["-d", keep, "-d", remove])):
+        assert main(["score", *map(str, detectors), str(data / "inputs"), "-o",
+                     str(tmp_path / name)]) == 0
+    (tmp_path / "mixed").mkdir()
+    for name in ("k", "r"):
+        for path in (tmp_path / name).glob("*.parquet"):
+            shutil.copy(path, tmp_path / "mixed" / f"{name}_{path.name}")
+    cases = [(["mixed"], "mixes scores of detectors with different jobs (match, mismatch)"),
+             (["c", "--unwanted", "match"], "--unwanted applies to one detector's score"),
+             (["k", "--concept", "keep"], "--concept 'keep': "),
+             (["c", "--concept", "other"], "--concept 'other' is not in ")]
+    for command in ("filter", "review"):
+        for argv, message in cases:
+            capsys.readouterr()
+            out = tmp_path / f"out_{command}"
+            assert main([command, str(tmp_path / argv[0]), *argv[1:], "-o", str(out)]) == 2
+            assert message in capsys.readouterr().err
+            assert not out.exists()
+    # Each folder alone is read, ids and all, by both.
+    for command in ("filter", "review"):
+        assert main([command, str(tmp_path / "c"), "--concept", "remove", "-o",
+                     str(tmp_path / f"{command}_c")]) == 0
+    removed = (tmp_path / "filter_c" / "remove.txt").read_text().split()
+    assert removed == [f"a_matching:{row}" for row in range(10)]

@@ -118,28 +118,25 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class ScoreTable:
-    """Rows of score files: ids, the files they name, unwanted-oriented scores, flags.
+    """Rows of score files: unwanted-oriented scores and flags, ids read from the files.
 
     Attributes
     ----------
-    ids : list of str
-    files : list of str or None
-        The image file each row names, resolved against the scored input;
-        None for rows that name no file (embeddings, tar members).
+    files : skhftt.review.ScoreFiles
+        The files, in the order of the rows.
     oriented : ndarray
         Higher = more unwanted; NaN for rows with an error, and for all rows
         of composite scores read without a concept.
-    side : {"mismatch", "match"} or None
-        The side removed (None for composite scores read without a concept:
-        each detector's own).
     flagged : ndarray of bool
         Removed by the detectors' own thresholds.
     failed : ndarray of bool
         Rows with an error.
+    side : {"mismatch", "match"} or None
+        The side removed (None for composite scores read without a concept:
+        each detector's own).
     """
 
-    ids: list[str]
-    files: list[str | None]
+    files: Any
     oriented: Any
     flagged: Any
     failed: Any
@@ -199,7 +196,8 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
     """Read ``skhftt score`` outputs and orient their scores so that higher = more unwanted.
 
     The side removed is the job recorded in the outputs, or ``unwanted``
-    where it agrees (or ``override_job``).
+    where it agrees (or ``override_job``). Only the numeric columns are read:
+    ten million rows take seconds; ids are read from ``ScoreTable.files``.
 
     Raises
     ------
@@ -209,47 +207,37 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
         different jobs.
     """
     import numpy as np
-    import pyarrow.parquet as pq
 
-    from skhftt.batch import encode_id, read_manifest
     from skhftt.removal.rules import removal_mask
+    from skhftt.review.decision import orient
+    from skhftt.review.scores import ScoreFiles
 
-    ids, files, oriented, flagged, failed, sides = [], [], [], [], [], set()
-    for path in score_files(source, flag):
-        manifest = read_manifest(path)
-        if manifest is None:
-            raise ValueError(f"{flag}: {str(path)!r} is not a complete 'skhftt score' output.")
-        table = pq.read_table(path).to_pydict()
-        composite = "remove" in table
+    files = ScoreFiles.open(score_files(source, flag), flag)
+    failed = files.failed()
+    oriented = np.full(len(files), np.nan)
+    flagged = np.zeros(len(files), dtype=bool)
+    sides = set()
+    for index, path, manifest, rows in files.spans():
+        composite = "concepts" in manifest
         if concept is not None and not composite:
             raise ValueError(f"--concept {concept!r}: {str(path)!r} was scored by one detector.")
-        bad = np.array([error is not None for error in table["error"]], dtype=bool)
         if composite and concept is None:
             if unwanted is not None:
                 raise ValueError(f"--unwanted applies to one detector's score, and "
                                  f"{str(path)!r} holds several: pick one with --concept NAME.")
-            values = np.full(len(bad), np.nan)
-            removed = np.array([bool(r) for r in table["remove"]]) & ~bad
+            flagged[rows] = files.column("remove", null=False, file=index)
             sides.add(None)
-        else:
-            described = manifest if concept is None else _concept(manifest, concept, path)
-            side = _side(described, unwanted, override_job, path)
-            sides.add(side)
-            column = "score" if concept is None else f"{concept}_score"
-            decision = np.array(table[column], dtype=np.float64) - described["offset"]
-            values = decision if side == "match" else -decision
-            removed = removal_mask(values, method="probability", unwanted=side) & ~bad
-        ids += [name if name is not None else encode_id(f"{path.stem}:{row}")
-                for name, row in zip(table["id"], table["row"], strict=True)]
-        files += [_file_of(name, manifest) for name in table["id"]]
-        oriented.append(values)
-        flagged.append(removed)
-        failed.append(bad)
+            continue
+        described = manifest if concept is None else _concept(manifest, concept, path)
+        side = _side(described, unwanted, override_job, path)
+        sides.add(side)
+        column = "score" if concept is None else f"{concept}_score"
+        oriented[rows] = orient(files.column(column, file=index), described["offset"], side)
+        flagged[rows] = removal_mask(oriented[rows], method="probability", unwanted=side)
     if len(sides) > 1:
         raise ValueError(f"{flag} {source!r} mixes scores of detectors with different jobs "
-                         f"({', '.join(sorted(str(s) for s in sides))}); filter them apart.")
-    return ScoreTable(ids, files, np.concatenate(oriented), np.concatenate(flagged),
-                      np.concatenate(failed), sides.pop())
+                         f"({', '.join(sorted(str(s) for s in sides))}); use them apart.")
+    return ScoreTable(files, oriented, flagged & ~failed, failed, sides.pop())
 
 
 def _removal(args: argparse.Namespace, table: ScoreTable) -> Any:
@@ -273,24 +261,26 @@ def _removal(args: argparse.Namespace, table: ScoreTable) -> Any:
         calibration = clean.oriented[~clean.failed]
         if calibration.size == 0:
             raise ValueError(f"--calibration {args.calibration!r} holds no scored row.")
-    remove = np.zeros(len(table.ids), dtype=bool)
+    remove = np.zeros(len(table.failed), dtype=bool)
     remove[ok] = removal_mask(scores, method=args.method, unwanted=table.side,
                               calibration_scores=calibration, alpha=args.alpha, tpr=args.tpr,
                               fraction=args.fraction)
     return remove
 
 
-def _kept_files(table: ScoreTable, keep: Any) -> list[str]:
+def _kept_files(files: Any, ids: list[str], keep: Any) -> list[str]:
     """The image file of every kept row; raises before anything is written."""
-    files = []
-    for name, source, kept in zip(table.ids, table.files, keep, strict=True):
-        if not kept:
-            continue
-        if source is None or not os.path.isfile(source):
-            raise ValueError(f"kept id {name!r} is not an image file; --copy-to and "
-                             "--symlink-to need scores of image files that still exist.")
-        files.append(source)
-    return files
+    import numpy as np
+
+    kept = []
+    for _, _, manifest, rows in files.spans():
+        for row in np.flatnonzero(keep[rows]) + rows.start:
+            source = _file_of(ids[row], manifest)
+            if source is None or not os.path.isfile(source):
+                raise ValueError(f"kept id {ids[row]!r} is not an image file; --copy-to and "
+                                 "--symlink-to need scores of image files that still exist.")
+            kept.append(source)
+    return kept
 
 
 def check_runs(args: argparse.Namespace, command: str) -> None:
@@ -314,7 +304,6 @@ def run(args: argparse.Namespace) -> int:
     """Write keep/remove lists; see ``skhftt filter --help``."""
     from skhftt.batch.lists import place, plan_placements, write_list
     from skhftt.review.datacomp import write_uids
-    from skhftt.review.scores import ScoreFiles
 
     out = Path(args.output_dir)
     check_output_dir(args.output_dir, "-o/--output-dir")
@@ -330,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
     check_record_options(args)
     table = read_scores(args.scores, unwanted=args.unwanted, concept=args.concept,
                         override_job=args.override_job)
-    files = ScoreFiles.open(score_files(args.scores, "SCORES_DIR"), "SCORES_DIR")
+    files, ids = table.files, table.files.ids()
     decision = decide(args, table, files, lambda concept: read_scores(
         args.scores, unwanted=args.unwanted, concept=concept, override_job=args.override_job))
     remove = decision.remove
@@ -338,13 +327,13 @@ def run(args: argparse.Namespace) -> int:
     outputs = {"keep": args.keep_list or out / "keep.txt",
                "remove": args.remove_list or out / "remove.txt",
                "errors": out / "errors.txt", "uids": args.uids_npy or out / "kept_uids.npy"}
-    plan = plan_placements(_kept_files(table, keep), folder, link=bool(args.symlink_to),
+    plan = plan_placements(_kept_files(files, ids, keep), folder, link=bool(args.symlink_to),
                            reserved=[*outputs.values(), out / "manifest.json"]) if folder else []
 
     out.mkdir(parents=True, exist_ok=True)
-    kept = [name for name, flag in zip(table.ids, keep, strict=True) if flag]
-    removed = [name for name, flag in zip(table.ids, remove, strict=True) if flag]
-    errors = [name for name, flag in zip(table.ids, table.failed, strict=True) if flag]
+    kept = [name for name, flag in zip(ids, keep, strict=True) if flag]
+    removed = [name for name, flag in zip(ids, remove, strict=True) if flag]
+    errors = [name for name, flag in zip(ids, table.failed, strict=True) if flag]
     write_list(outputs["keep"], kept)
     write_list(outputs["remove"], removed)
     write_list(outputs["errors"], errors)
@@ -354,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
     write_records(args, decision, files, command="filter", manifest=out / "manifest.json",
                   page=args.review, outputs=outputs)
     print(f"kept {len(kept):,}, removed {len(removed):,}, {len(errors):,} with errors, of "
-          f"{len(table.ids):,} rows (method {decision.rule['method']}); lists in {str(out)!r}")
+          f"{len(ids):,} rows (method {decision.rule['method']}); lists in {str(out)!r}")
     if form == "strings" and kept:
         print(f"{str(outputs['uids'])!r} holds the kept ids as strings: they are not all "
               "32-hex-digit uids, so it is no DataComp subset file")

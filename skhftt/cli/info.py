@@ -11,20 +11,17 @@ is and which classes it names, read from its opcodes without executing them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickletools
-import struct
 from typing import Any
 
+from skhftt._header import read_skhftt_header
 from skhftt.cli._common import command_parser
 
 SUMMARY = "summarise a detector file"
 EXAMPLES = """\
   skhftt info dogs.safetensors
 """
-# A safetensors header larger than this is no detector's (they hold a few kB of JSON).
-_MAX_HEADER = 100 * 2**20
 _PICKLE_PROTOCOLS = tuple(bytes([0x80, version]) for version in range(2, 6))
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"x\x9c": "zlib", b"x\x01": "zlib", b"x\xda": "zlib",
                b"BZh": "bz2", b"\xfd7zXZ": "xz", b"\x04\x22\x4d\x18": "lz4"}
@@ -56,36 +53,6 @@ def _names(names: Any) -> str:
     return f"{len(names)}: {shown}" + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
 
 
-def _header(path: str) -> dict[str, Any]:
-    """The JSON header of a safetensors file, checked to be one.
-
-    Raises
-    ------
-    ValueError
-        The file is too short, its header length is impossible, or the
-        header is not a JSON object.
-    """
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise ValueError(f"{path!r} holds {size} bytes: too short for a detector file.")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > min(size - 8, _MAX_HEADER):
-            raise ValueError(f"{path!r} is not a .safetensors detector: its first bytes give "
-                             f"a header of {length:,} bytes in a file of {size:,}.")
-        raw = handle.read(length)
-    try:
-        header = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{path!r} is not a .safetensors detector: its header is not "
-                         f"JSON ({type(exc).__name__}).") from exc
-    if not isinstance(header, dict):
-        raise ValueError(f"{path!r} is not a .safetensors detector: its header is not a JSON "
-                         "object.")
-    return header
-
-
 def _field(mapping: Any, key: str, kind: type | tuple[type, ...], path: str,
            where: str = "its header") -> Any:
     value = mapping.get(key) if isinstance(mapping, dict) else None
@@ -106,29 +73,15 @@ def _saved_facts(path: str) -> dict[str, Any]:
     ValueError
         The header is not that of a saved skhftt detector.
     """
-    header = _header(path)
-    metadata = header.get("__metadata__")
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("skhftt"), str):
-        raise ValueError(f"{path!r} is a safetensors file but not a skhftt detector.")
-    try:
-        config = json.loads(metadata["skhftt"])
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{path!r} is not a complete skhftt detector: its skhftt metadata is "
-                         f"not JSON ({type(exc).__name__}).") from exc
-    if not isinstance(config, dict):
-        raise ValueError(f"{path!r} is not a complete skhftt detector: its skhftt metadata is "
-                         "not a JSON object.")
+    config, shapes = read_skhftt_header(path)
     version = config.get("format_version")
     if config.get("format") == "skhftt.HFTTDetector" and version == 1:  # skhftt 0.1
         kind = "HFTTDetector"
     else:
-        kind = _field(config, "kind", str, path, "its skhftt metadata")
-    shapes = {key: tuple(entry["shape"]) for key, entry in header.items()
-              if key != "__metadata__" and isinstance(entry, dict)
-              and isinstance(entry.get("shape"), list)}
+        kind = _field(config, "kind", str, path)
     return {"format_version": version, "kind": kind,
-            "params": _field(config, "params", dict, path, "its skhftt metadata"),
-            "fitted": _field(config, "fitted", dict, path, "its skhftt metadata"),
+            "params": _field(config, "params", dict, path),
+            "fitted": _field(config, "fitted", dict, path),
             "version": config.get("skhftt_version", "unknown"), "shapes": shapes}
 
 

@@ -43,65 +43,27 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def score_table(files: Any, args: argparse.Namespace, concept: str | None) -> Any:
-    """The scores of ``files`` as ``skhftt filter`` reads them, read column by column.
-
-    The same table as :func:`skhftt.cli.filter.read_scores`, with the same
-    checks, but its ids and image files are read on demand: ten million rows
-    take seconds, not minutes.
-    """
-    import numpy as np
-
-    from skhftt.cli.filter import ScoreTable, _concept, _file_of, _side
-    from skhftt.removal.rules import removal_mask
-    from skhftt.review.decision import orient
-    from skhftt.review.scores import RowIds
-
-    failed = files.failed()
-    oriented = np.full(len(files), np.nan)
-    flagged = np.zeros(len(files), dtype=bool)
-    sides = set()
-    for index, path, manifest, rows in files.spans():
-        composite = "concepts" in manifest
-        if concept is not None and not composite:
-            raise ValueError(f"--concept {concept!r}: {str(path)!r} was scored by one detector.")
-        if composite and concept is None:
-            if args.unwanted is not None:
-                raise ValueError(f"--unwanted applies to one detector's score, and "
-                                 f"{str(path)!r} holds several: pick one with --concept NAME.")
-            flagged[rows] = files.column("remove", null=False, file=index)
-            sides.add(None)
-            continue
-        described = manifest if concept is None else _concept(manifest, concept, path)
-        side = _side(described, args.unwanted, args.override_job, path)
-        sides.add(side)
-        column = "score" if concept is None else f"{concept}_score"
-        oriented[rows] = orient(files.column(column, file=index), described["offset"], side)
-        flagged[rows] = removal_mask(oriented[rows], method="probability", unwanted=side)
-    if len(sides) > 1:
-        raise ValueError(f"SCORES_DIR {args.scores!r} mixes scores of detectors with different "
-                         f"jobs ({', '.join(sorted(str(s) for s in sides))}); review them apart.")
-    return ScoreTable(RowIds(files), RowIds(files, _file_of), oriented, flagged & ~failed,
-                      failed, sides.pop())
-
-
 def run(args: argparse.Namespace) -> int:
     """Write a review page; see ``skhftt review --help``."""
     from skhftt.cli.filter import (
         check_record_options,
         check_runs,
         decide,
-        score_files,
+        read_scores,
         write_records,
     )
-    from skhftt.review.scores import ScoreFiles
 
     check_output_dir(args.output_dir, "-o/--output-dir")
     check_runs(args, "review")
     check_record_options(args)
-    files = ScoreFiles.open(score_files(args.scores, "SCORES_DIR"), "SCORES_DIR")
-    table = score_table(files, args, args.concept)
-    decision = decide(args, table, files, lambda concept: score_table(files, args, concept))
+
+    def read(concept: str | None) -> Any:
+        return read_scores(args.scores, unwanted=args.unwanted, concept=concept,
+                           override_job=args.override_job)
+
+    table = read(args.concept)
+    files = table.files
+    decision = decide(args, table, files, read)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = write_records(args, decision, files, command="review",

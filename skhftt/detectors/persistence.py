@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from sklearn.utils.validation import check_is_fitted
 
+from skhftt._header import read_skhftt_header
 from skhftt._sklearn_compat import validate_parameters
 from skhftt.detectors.fitted import check_fitted_state
 
@@ -262,21 +263,7 @@ def _read_config(path: str) -> dict[str, Any]:
     pickled = _not_safetensors(path)
     if pickled is not None:
         raise ValueError(pickled)
-    try:
-        with safe_open(path, framework="numpy") as handle:
-            raw = (handle.metadata() or {}).get("skhftt")
-    except (OSError, SafetensorError) as exc:
-        raise ValueError(f"{path!r} is not a saved skhftt detector: {exc}") from exc
-    if raw is None:
-        raise ValueError(f"{path!r} is a safetensors file but not a saved skhftt detector.")
-    try:
-        config = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{path!r} is not a saved skhftt detector: its header is not JSON "
-                         f"({type(exc).__name__}).") from exc
-    if not isinstance(config, dict):
-        raise ValueError(f"{path!r} is not a saved skhftt detector: its header is not a "
-                         "JSON object.")
+    config, _ = read_skhftt_header(path)
     if config.get("format") == _FORMAT_V1 and _is_int(config.get("format_version")) \
             and config["format_version"] == 1:
         config = _from_format_v1(path, config)

@@ -10,7 +10,7 @@ other columns for given rows from the files that hold them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import numpy as np
 
 from skhftt.batch import read_manifest
 
-__all__ = ["RowIds", "ScoreFiles", "take_rows"]
+__all__ = ["ScoreFiles", "take_rows"]
 
 
 def take_rows(path: str | os.PathLike[str], rows: Sequence[int], columns: list[str]
@@ -128,28 +128,19 @@ class ScoreFiles:
                 local, take_rows(self.paths[k], local, [name])[name], strict=True))
         return [found[place] for place in places]
 
-    def ids(self, rows: Sequence[int]) -> list[str]:
-        """The ids of table rows; a row without one is named ``<shard>:<row>``."""
-        names = self.values(rows, "id")
-        return [name if name is not None else f"{self.paths[k].stem}:{row}"
-                for name, (k, row) in zip(names, self.locate(rows), strict=True)]
+    def ids(self, rows: Sequence[int] | None = None) -> list[str]:
+        """The ids of table rows (of every row by default), as written.
 
+        A row without one is named ``<shard>:<row>``.
+        """
+        from skhftt.batch import encode_id
 
-class RowIds(Sequence):
-    """The ids of a table's rows (or what ``of(id, footer)`` makes of them), read on demand."""
+        if rows is None:
+            import pyarrow.parquet as pq
 
-    def __init__(self, files: ScoreFiles, of: Callable[[str, dict[str, Any]], Any] | None = None
-                 ) -> None:
-        self.files = files
-        self.of = of
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: Any) -> Any:
-        if not isinstance(index, (int, np.integer)):
-            raise TypeError("RowIds are read one row at a time.")
-        name = self.files.ids([index])[0]
-        if self.of is None:
-            return name
-        return self.of(name, self.files.manifests[self.files.locate([index])[0][0]])
+            return [name if name is not None else encode_id(f"{path.stem}:{row}")
+                    for path in self.paths for row, name in enumerate(
+                        pq.read_table(path, columns=["id"]).column(0).to_pylist())]
+        return [name if name is not None else encode_id(f"{self.paths[k].stem}:{row}")
+                for name, (k, row) in zip(self.values(rows, "id"), self.locate(rows),
+                                          strict=True)]
