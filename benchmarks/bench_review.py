@@ -57,9 +57,11 @@ from skhftt.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 READ = PEAK + """
+import glob
 import pyarrow.dataset as ds
 import skhftt.cli.review, skhftt.review, skhftt.batch  # the same imports as the review
-table = ds.dataset(sys.argv[1], format="parquet").to_table(columns=["score", "error"])
+files = sorted(glob.glob(sys.argv[1] + "/*.parquet"))  # not the run record beside them
+table = ds.dataset(files, format="parquet").to_table(columns=["score", "error"])
 """
 
 
