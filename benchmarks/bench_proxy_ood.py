@@ -366,13 +366,14 @@ def reference_detectors(args: argparse.Namespace, pools: dict) -> dict[str, obje
 def select_from_texts(job: str, args: argparse.Namespace, world: np.ndarray,
                       task: dict[str, np.ndarray]) -> dict[str, dict]:
     """HFTT's temperature and the ensemble's settings, chosen by ``select_detector``."""
+    unwanted = "match" if job == "concept" else "mismatch"  # the job of the candidates
     grids = {
         "HFTT-select": {
-            f"T={t:g}": HFTTDetector(encoder="precomputed", temperature=t, random_state=0,
-                                     device=args.device)
+            f"T={t:g}": HFTTDetector(encoder="precomputed", unwanted=unwanted, temperature=t,
+                                     random_state=0, device=args.device)
             for t in SELECTION_TEMPERATURES},
         "Ensemble-select": ensemble_grid(HFTTEnsembleDetector(
-            encoder="precomputed", random_state=0, device=args.device)),
+            encoder="precomputed", unwanted=unwanted, random_state=0, device=args.device)),
     }
     chosen = {}
     for name, grid in grids.items():

@@ -72,3 +72,23 @@ def test_ordering_check_says_when_a_gap_is_within_the_seed_spread(proxy):
     assert verdicts[("B", "C")] == "inverted"  # deterministic rows: no spread
     assert all("D" not in pair for p in pairs for pair in (p["better"], p["worse"]))
     assert np.isclose(pairs[0]["proxy"][0][1], 10.0)
+
+
+@pytest.mark.parametrize(("job", "unwanted"), [("ood", "mismatch"), ("concept", "match")])
+def test_text_only_selection_runs_for_both_jobs(proxy, job, unwanted):
+    """The candidates carry the job they are selected for (select_detector checks it)."""
+    import argparse
+
+    rng = np.random.default_rng(0)
+
+    def unit(rows):
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    centres = unit(rng.normal(size=(3, 16)))
+    task = {str(i): unit(centres[i] + 0.1 * rng.normal(size=(4, 16))) for i in range(3)}
+    world = unit(rng.normal(size=(300, 16)))
+    args = argparse.Namespace(methods=["HFTT-select", "Ensemble-select"], device="cpu")
+    chosen = proxy.select_from_texts(job, args, world, task)
+    assert set(chosen) == {"HFTT-select", "Ensemble-select"}
+    assert {found["detector"].unwanted for found in chosen.values()} == {unwanted}
+    assert chosen["HFTT-select"]["chosen"] in {f"T={t:g}" for t in proxy.SELECTION_TEMPERATURES}
