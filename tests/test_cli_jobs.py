@@ -20,9 +20,9 @@ from skhftt.cli import main
 from skhftt.detectors import load_detector, save_detector
 
 
-def _skhftt(*args, cwd=None):
+def _skhftt(*args, cwd=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "skhftt", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +163,9 @@ def test_remove_chooses_the_temperature_from_the_texts(tmp_path, tiny_clip_dir, 
 @pytest.mark.slow
 def test_keep_fits_csp_with_the_reference_pool(tmp_path, tiny_clip_dir):
     """The keep default embeds CSP's whole reference pool (491,924 prompts)."""
+    # About 10 CPU-minutes: a guard against a hang, not a time limit on a shared machine.
     done = _skhftt("fit", "-o", tmp_path / "k.safetensors", "--keep", "a dog", "a cat",
-                   "--encoder", tiny_clip_dir, "--device", "cpu")
+                   "--encoder", tiny_clip_dir, "--device", "cpu", timeout=3600)
     assert done.returncode == 0, done.stderr
     assert "CSP embeds its reference pool once: 491,924 short prompts" in done.stdout
     detector = load_detector(tmp_path / "k.safetensors")
