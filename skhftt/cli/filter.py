@@ -240,13 +240,14 @@ def read_scores(source: str, *, unwanted: str | None, concept: str | None,
     return ScoreTable(files, oriented, flagged & ~failed, failed, sides.pop())
 
 
-def _removal(args: argparse.Namespace, table: ScoreTable) -> Any:
+def _removal(args: argparse.Namespace, table: ScoreTable) -> tuple[Any, Any]:
+    """The rows the rule removes, and the scored rows of ``--calibration`` (or None)."""
     import numpy as np
 
     from skhftt.removal.rules import removal_mask
 
     if args.method == "probability":
-        return table.flagged
+        return table.flagged, None
     ok = ~table.failed
     scores = table.oriented[ok]
     if np.isnan(scores).any():
@@ -265,7 +266,7 @@ def _removal(args: argparse.Namespace, table: ScoreTable) -> Any:
     remove[ok] = removal_mask(scores, method=args.method, unwanted=table.side,
                               calibration_scores=calibration, alpha=args.alpha, tpr=args.tpr,
                               fraction=args.fraction)
-    return remove
+    return remove, calibration
 
 
 def _kept_files(files: Any, ids: list[str], keep: Any) -> list[str]:
@@ -421,7 +422,7 @@ def decide(args: argparse.Namespace, table: ScoreTable, files: Any,
 
     if args.plan is not None:
         return _planned(args, table, files, read)
-    remove = _removal(args, table)
+    remove, clean = _removal(args, table)
     rule = {"method": args.method, "unwanted": table.side, "concept": args.concept,
             **{name: getattr(args, name) for name in _RULE_PARAMETERS.get(args.method, ())}}
     if table.side is None:  # composite scores: each concept at its own threshold
@@ -430,11 +431,8 @@ def decide(args: argparse.Namespace, table: ScoreTable, files: Any,
                  for concept in files.manifests[0]["concepts"]
                  for described in [concept_description(files, concept["name"])]]
         return Decision(rule, parts, remove, table.failed)
-    calibration, clean = None, None
-    if args.method in ("tpr", "fdr"):
-        scores = read_scores(args.calibration, unwanted=args.unwanted, concept=args.concept,
-                             override_job=args.override_job, flag="--calibration")
-        clean = scores.oriented[~scores.failed]
+    calibration = None
+    if clean is not None:
         calibration = {"path": os.path.abspath(args.calibration), "rows": len(clean),
                        "fingerprint": array_fingerprint(clean)}
     described = concept_description(files, args.concept)
