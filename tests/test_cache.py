@@ -186,7 +186,7 @@ def test_empty_input_gives_an_empty_matrix(counting_encoder):
 
 @pytest.mark.parametrize(
     ("texts", "message"),
-    [("one text", "not one str"), (["ok", 3], "item 1 is int"), ([None], "item 0")],
+    [("one text", "not a single string"), (["ok", 3], "item 1 is int"), ([None], "item 0")],
 )
 def test_bad_texts_are_rejected(counting_encoder, texts, message):
     with pytest.raises(TypeError, match=message):

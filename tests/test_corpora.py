@@ -174,7 +174,7 @@ def test_templated_task():
     assert task == {"cat": ["a cat.", "the cat."], "dog": ["a dog.", "the dog."]}
     with pytest.raises(ValueError, match="repeated: \\['cat'\\]"):
         templated_task(["cat", "cat"], "a {}")
-    with pytest.raises(TypeError, match="not one str"):
+    with pytest.raises(TypeError, match="not a single string"):
         templated_task("cat", "a {}")
     with pytest.raises(TypeError, match="item 1 is int"):
         templated_task(["cat", 1], "a {}")

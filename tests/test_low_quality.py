@@ -88,7 +88,7 @@ def test_task_returns_fresh_lists_and_keeps_the_requested_order():
 @pytest.mark.parametrize(
     ("concepts", "error", "match"),
     [
-        ("blurry", TypeError, "not one str: 'blurry'"),
+        ("blurry", TypeError, "not a single string: 'blurry'"),
         ([], ValueError, "concepts is empty"),
         (["blurry", "blury"], ValueError, "unknown defect 'blury'"),
         (["noisy", "noisy"], ValueError, r"distinct; got \['noisy', 'noisy'\]"),

@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Literal, NamedTuple
 
 from skhftt.corpora._world import _split_template
+from skhftt.space.validation import check_texts
 
 
 class ImageNetClasses(NamedTuple):
@@ -98,16 +99,7 @@ def templated_task(names: Iterable[str], templates: Sequence[str] | str) -> dict
     {'cat': ['a photo of a cat.', 'a drawing of a cat.'],
      'dog': ['a photo of a dog.', 'a drawing of a dog.']}
     """
-    if isinstance(names, str):
-        raise TypeError(f"names must be a list of class names, not one str: {names!r}.")
-    names = list(names)
-    if not names:
-        raise ValueError("names is empty: expected at least one class name.")
-    for index, name in enumerate(names):
-        if not isinstance(name, str):
-            raise TypeError(
-                f"names must contain only str; item {index} is {type(name).__name__} ({name!r})."
-            )
+    names = check_texts(names, name="names")
     repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
         raise ValueError(f"names must be distinct; repeated: {repeated[:5]!r}.")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from skhftt.space.validation import check_texts
+
 # Concept -> neutral captions of an image with that defect. One task column each.
 _LOW_QUALITY_PROMPTS: dict[str, tuple[str, ...]] = {
     "blurry": (
@@ -117,11 +119,7 @@ def low_quality_task(concepts: Sequence[str] | None = None) -> dict[str, list[st
     if concepts is None:
         names = list(_LOW_QUALITY_PROMPTS)
     else:
-        if isinstance(concepts, str):
-            raise TypeError(f"concepts must be a list of defect names, not one str: {concepts!r}.")
-        names = list(concepts)
-        if not names:
-            raise ValueError("concepts is empty: expected at least one defect name.")
+        names = check_texts(concepts, name="concepts")
         unknown = [name for name in names if name not in _LOW_QUALITY_PROMPTS]
         if unknown:
             raise ValueError(

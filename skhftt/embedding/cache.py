@@ -36,6 +36,7 @@ from filelock import FileLock
 
 from skhftt.embedding.encoders.base import Encoder
 from skhftt.embedding.progress import progress
+from skhftt.space.validation import check_texts
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -522,14 +523,7 @@ def encode_texts(
     (3, 2)
     """
     job = _Job.of(encoder, batch_size, show_progress)
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"texts must be a sequence of str, not one str: {texts!r}.")
-    texts = list(texts)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(
-                f"texts must contain only str; item {index} is {type(text).__name__} ({text!r})."
-            )
+    texts = check_texts(texts, name="texts", allow_empty=True)
     root = _store_root(cache_dir, encoder)
     out = np.empty((len(texts), job.dim), dtype=np.float32)
     todo = np.arange(len(texts))

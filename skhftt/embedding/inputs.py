@@ -87,15 +87,7 @@ class Texts(list):
     """
 
     def __init__(self, texts: Iterable[str] = ()) -> None:
-        if isinstance(texts, str):
-            raise TypeError(f"Texts takes a sequence of texts, not a single string: {texts!r}.")
-        items = list(texts)
-        for index, item in enumerate(items):
-            if not isinstance(item, str):
-                raise TypeError(
-                    f"Texts item {index} is {type(item).__name__} ({item!r:.80}); expected a str."
-                )
-        super().__init__(items)
+        super().__init__(check_texts(texts, name="Texts", allow_empty=True))
 
     def __repr__(self) -> str:
         return f"Texts({list.__repr__(self)})"

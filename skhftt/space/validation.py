@@ -140,12 +140,12 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
     return scale_to_unit(array.copy(), norms)
 
 
-def check_texts(texts: Iterable[object], *, name: str) -> list[str]:
-    """Return ``texts`` as a non-empty list of str, naming the first bad item."""
-    if isinstance(texts, str):
+def check_texts(texts: Iterable[object], *, name: str, allow_empty: bool = False) -> list[str]:
+    """``texts`` as a list of str, non-empty unless ``allow_empty``; names the first bad item."""
+    if isinstance(texts, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of texts, not a single string: {texts!r}.")
     result = list(texts)
-    if not result:
+    if not result and not allow_empty:
         raise ValueError(f"{name} is empty: expected at least one text.")
     for index, text in enumerate(result):
         if not isinstance(text, str):
