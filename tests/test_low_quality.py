@@ -90,6 +90,7 @@ def test_task_returns_fresh_lists_and_keeps_the_requested_order():
     [
         ("blurry", TypeError, "not a single string: 'blurry'"),
         ([], ValueError, "concepts is empty"),
+        (["blurry", 3], TypeError, "item 1 is int"),
         (["blurry", "blury"], ValueError, "unknown defect 'blury'"),
         (["noisy", "noisy"], ValueError, r"distinct; got \['noisy', 'noisy'\]"),
     ],
