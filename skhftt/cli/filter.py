@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -318,11 +318,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(folder, "--copy-to" if args.copy_to else "--symlink-to")
     check_runs(args, "filter")
     check_record_options(args)
-    table = read_scores(args.scores, unwanted=args.unwanted, concept=args.concept,
-                        override_job=args.override_job)
+    table = read_rule_scores(args, args.concept)
     files, ids = table.files, table.files.ids()
-    decision = decide(args, table, files, lambda concept: read_scores(
-        args.scores, unwanted=args.unwanted, concept=concept, override_job=args.override_job))
+    decision = decide(args, table)
     remove = decision.remove
     keep = ~remove & ~table.failed
     outputs = {"keep": args.keep_list or out / "keep.txt",
@@ -374,8 +372,13 @@ def check_record_options(args: argparse.Namespace) -> None:
                          f"out {', '.join(given)}.")
 
 
-def _planned(args: argparse.Namespace, table: ScoreTable, files: Any,
-             read: Callable[[str], ScoreTable]) -> Any:
+def read_rule_scores(args: argparse.Namespace, concept: str | None) -> ScoreTable:
+    """SCORES_DIR as the rule options read it: one concept's scores, or None for no concept."""
+    return read_scores(args.scores, unwanted=args.unwanted, concept=concept,
+                       override_job=args.override_job)
+
+
+def _planned(args: argparse.Namespace, table: ScoreTable) -> Any:
     """The decision of ``--plan``: its cut-offs, applied to these scores."""
     import numpy as np
 
@@ -383,11 +386,12 @@ def _planned(args: argparse.Namespace, table: ScoreTable, files: Any,
     from skhftt.review.decision import Decision, Part, concept_description
     from skhftt.review.record import check_plan, plan_cuts, read_plan
 
+    files = table.files
     plan = read_plan(args.plan, "--plan")
     check_plan(plan, files, "--plan", args.plan)
     parts, remove = [], np.zeros(len(table.failed), dtype=bool)
     for concept, cut in plan_cuts(plan):
-        oriented = table.oriented if concept is None else read(concept).oriented
+        oriented = table.oriented if concept is None else read_rule_scores(args, concept).oriented
         part = Part(concept, concept_description(files, concept), cut, oriented)
         remove |= part.removed() & ~table.failed
         parts.append(part)
@@ -397,8 +401,7 @@ def _planned(args: argparse.Namespace, table: ScoreTable, files: Any,
     return Decision(rule, parts, remove, table.failed, plan["calibration"])
 
 
-def decide(args: argparse.Namespace, table: ScoreTable, files: Any,
-           read: Callable[[str], ScoreTable]) -> Any:
+def decide(args: argparse.Namespace, table: ScoreTable) -> Any:
     """The rule's (or the plan's) decision on ``table``, with each detector's cut-off.
 
     Parameters
@@ -406,11 +409,9 @@ def decide(args: argparse.Namespace, table: ScoreTable, files: Any,
     args : argparse.Namespace
         The options of :func:`add_rule_options`.
     table : ScoreTable
-        The scores, read with ``args.unwanted`` and ``args.concept``.
-    files : skhftt.review.ScoreFiles
-        Their files, in the same order.
-    read : callable
-        Concept name -> the scores of that concept (composite scores).
+        The scores, read with ``args.unwanted`` and ``args.concept``
+        (:func:`read_rule_scores`); the other concepts of composite scores
+        are read from the same files when a plan names them.
 
     Returns
     -------
@@ -421,7 +422,8 @@ def decide(args: argparse.Namespace, table: ScoreTable, files: Any,
     from skhftt.review.record import array_fingerprint
 
     if args.plan is not None:
-        return _planned(args, table, files, read)
+        return _planned(args, table)
+    files = table.files
     remove, clean = _removal(args, table)
     rule = {"method": args.method, "unwanted": table.side, "concept": args.concept,
             **{name: getattr(args, name) for name in _RULE_PARAMETERS.get(args.method, ())}}

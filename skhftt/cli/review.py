@@ -49,21 +49,16 @@ def run(args: argparse.Namespace) -> int:
         check_record_options,
         check_runs,
         decide,
-        read_scores,
+        read_rule_scores,
         write_records,
     )
 
     check_output_dir(args.output_dir, "-o/--output-dir")
     check_runs(args, "review")
     check_record_options(args)
-
-    def read(concept: str | None) -> Any:
-        return read_scores(args.scores, unwanted=args.unwanted, concept=concept,
-                           override_job=args.override_job)
-
-    table = read(args.concept)
+    table = read_rule_scores(args, args.concept)
     files = table.files
-    decision = decide(args, table, files, read)
+    decision = decide(args, table)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = write_records(args, decision, files, command="review",
