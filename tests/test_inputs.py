@@ -349,3 +349,11 @@ def test_precomputed_mode_refuses_images_and_texts(image_files):
 def test_wrong_width_embeddings(tiny_clip):
     with pytest.raises(ValueError, match="width 3"):
         embed(tiny_clip, np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("make", [lambda big: big, lambda big: ["ok", big.encode()]])
+def test_a_huge_bad_text_is_named_in_a_short_message(make):
+    big = "x" * 1_000_000
+    with pytest.raises(TypeError) as raised:
+        Texts(make(big))
+    assert len(str(raised.value)) < 300

@@ -143,7 +143,7 @@ def check_embeddings(X: object, *, dim: int | None = None, name: str = "X") -> n
 def check_texts(texts: Iterable[object], *, name: str, allow_empty: bool = False) -> list[str]:
     """``texts`` as a list of str, non-empty unless ``allow_empty``; names the first bad item."""
     if isinstance(texts, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence of texts, not a single string: {texts!r}.")
+        raise TypeError(f"{name} must be a sequence of texts, not a single string: {texts!r:.80}.")
     result = list(texts)
     if not result and not allow_empty:
         raise ValueError(f"{name} is empty: expected at least one text.")
@@ -151,7 +151,7 @@ def check_texts(texts: Iterable[object], *, name: str, allow_empty: bool = False
         if not isinstance(text, str):
             raise TypeError(
                 f"{name} must contain only strings; item {index} is "
-                f"{type(text).__name__} ({text!r})."
+                f"{type(text).__name__} ({text!r:.80})."
             )
     return result
 
