@@ -160,6 +160,23 @@ def test_remove_chooses_the_temperature_from_the_texts(tmp_path, tiny_clip_dir, 
     assert detector.task_names_ == ["a knife", "a sword", "a gun"]
 
 
+def test_remove_without_a_world_option_chooses_on_the_bundled_corpus(tmp_path, tiny_clip_dir,
+                                                                     capsys, monkeypatch):
+    """``fit --remove TEXT...`` as the README gives it: the world is the bundled corpus."""
+    import skhftt.corpora
+
+    sample = skhftt.corpora.load_world_corpus(400)  # the corpus's first words, for speed
+    loaded = []
+    monkeypatch.setattr(skhftt.corpora, "load_world_corpus",
+                        lambda *args, **kwargs: loaded.append(args) or sample)
+    assert main(["fit", "-o", str(tmp_path / "r.safetensors"), "--remove", "a knife",
+                 "a sword", "a gun", "--encoder", str(tiny_clip_dir), "--device", "cpu",
+                 "--n-embeddings", "2"]) == 0
+    assert loaded and capsys.readouterr().out.count("held-out FPR95") == 4
+    detector = load_detector(tmp_path / "r.safetensors")
+    assert detector.unwanted == "match" and detector.training_digests_["world"] is not None
+
+
 @pytest.mark.slow
 def test_keep_fits_csp_with_the_reference_pool(tmp_path, tiny_clip_dir):
     """The keep default embeds CSP's whole reference pool (491,924 prompts)."""

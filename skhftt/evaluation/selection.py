@@ -221,8 +221,10 @@ def select_detector(
         "HFTT T=0.05": HFTTDetector(temperature=0.05), "MCM":
         MCMDetector()}``. Each is cloned; a ``templates`` parameter is
         cleared, since the prompts are expanded here.
-    X : sequence of str or array-like of shape (n_texts, dim)
-        The world corpus (texts, or embeddings for ``encoder="precomputed"``).
+    X : sequence of str, array-like of shape (n_texts, dim) or None
+        The world corpus (texts, or embeddings for ``encoder="precomputed"``);
+        None is the bundled corpus (:func:`skhftt.corpora.load_world_corpus`),
+        as in the detectors' ``fit``.
     y : sequence of str or mapping
         The task, as for the detectors' ``fit``: class names (with
         ``templates``), a mapping class -> prompts, or a mapping class ->
@@ -296,6 +298,10 @@ def select_detector(
         raise ValueError(
             f"the task has {len(task.names)} item; holding items out needs at least 2."
         )
+    if X is None:
+        from skhftt.corpora import load_world_corpus
+
+        X = load_world_corpus()
     world = list(X) if is_string_sequence(X) else check_embeddings(X, name="X")
     if len(world) < n_folds or n_folds < 2:
         raise ValueError(
