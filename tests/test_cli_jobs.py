@@ -178,6 +178,19 @@ def test_remove_without_a_world_option_chooses_on_the_bundled_corpus(tmp_path, t
 
 
 @pytest.mark.slow
+def test_remove_fits_hftt_on_the_whole_bundled_corpus(tmp_path, tiny_clip_dir):
+    """The remove default chooses T on, then fits on, all 292,073 bundled world texts."""
+    # About 10 CPU-minutes: a guard against a hang, not a time limit on a shared machine.
+    done = _skhftt("fit", "-o", tmp_path / "r.safetensors", "--remove", "a rocket",
+                   "a space shuttle", "--encoder", tiny_clip_dir, "--device", "cpu",
+                   timeout=3600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("held-out FPR95") == 4
+    detector = load_detector(tmp_path / "r.safetensors")
+    assert type(detector).__name__ == "HFTTDetector" and detector.unwanted == "match"
+
+
+@pytest.mark.slow
 def test_keep_fits_csp_with_the_reference_pool(tmp_path, tiny_clip_dir):
     """The keep default embeds CSP's whole reference pool (491,924 prompts)."""
     # About 10 CPU-minutes: a guard against a hang, not a time limit on a shared machine.
