@@ -33,7 +33,12 @@ UNREACHABLE_HUB = "http://127.0.0.1:9"  # the discard port: connection refused a
 
 @pytest.fixture
 def unreachable_hub(monkeypatch):
-    """Point huggingface_hub at a closed local port, so nothing can download."""
+    """Point huggingface_hub at a closed local port, so nothing can download.
+
+    sentence-transformers is imported here, before a test starts its clock: a
+    cold import takes seconds on a busy machine, and the tests time the Hub.
+    """
+    import sentence_transformers  # noqa: F401
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", UNREACHABLE_HUB)
