@@ -183,3 +183,19 @@ def test_images_for_a_text_only_encoder_fail_before_any_shard(tmp_path):
     with pytest.raises(ValueError, match="embeds texts only, so it cannot score images"):
         score_shards(det, tmp_path / "imgs", tmp_path / "out")
     assert not list((tmp_path / "out").glob("*.parquet"))
+
+
+@pytest.mark.parametrize("options", [[], ["--world", "world.txt", "--world-embeddings",
+                                          "world.npy", "-k", "2"]])
+def test_a_reader_that_went_away_ends_the_command_quietly(precomputed, options):
+    """``skhftt info DETECTOR | head -1``: SIGPIPE's status and no error line, as in a shell."""
+    command = "explain" if options else "info"
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a line
+    try:
+        done = subprocess.run([sys.executable, "-m", "skhftt", command, "det.joblib", *options],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=300,
+                              cwd=precomputed)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -18,6 +18,7 @@ PROG = "skhftt"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_READER_GONE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader went away
 PLOT_HINT = 'pip install "skhftt[plot]"'
 TINY_CLIP_HINT = (
     "python -c \"from skhftt.testing import build_tiny_clip; build_tiny_clip('tiny-clip')\""

@@ -22,7 +22,8 @@ Exit status: 0 on success; 1 when part of the work failed and rerunning the
 same command retries it (shards that could not be scored; the others are
 written); 2 for a usage or permanent error (bad option, missing file,
 unreadable detector, unavailable model), printed as one line
-``skhftt <command>: error: ...``; 130 when interrupted.
+``skhftt <command>: error: ...``; 130 when interrupted; 141, with nothing
+printed, when the reader of the output went away (``| head``).
 
 Only the invoked command's options are built, and each command imports what
 it needs when it runs, so ``skhftt --help`` answers without loading the
@@ -33,10 +34,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from skhftt.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG
+from skhftt.cli._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_READER_GONE,
+    EXIT_USAGE,
+    PROG,
+)
 
 COMMANDS = ("fit", "score", "filter", "review", "evaluate", "explain", "info")
 
@@ -81,16 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 1 when part of the work failed (rerun to retry it), 2
-        for a usage or permanent error, 130 when interrupted.
+        for a usage or permanent error, 130 when interrupted, 141 when the
+        reader of the output went away (``skhftt info DETECTOR | head -1``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(_command_in(argv)).parse_args(argv)
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return status
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted; run the same command again to resume.",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # End quietly, as a shell tool does; what is left to print goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_READER_GONE
     except Exception as exc:  # the command line reports every failure as one line
         status = _status_of(exc)
         if status is None:
